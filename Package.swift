@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers, lowest first; an import may only point down this list (see docs/ARCHITECTURE.md):
+//   C shims (CLibUV, COpenSSL, CSQLite) → ReplicaCore, ReplicaProtocol → ReplicaHTTP → ReplicaGateway → executables
+let package = Package(
+    name: "ReplicaLink",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "replica-link", targets: ["replica-link"]),
+        .executable(name: "replica-worker", targets: ["replica-worker"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // No I/O: HTTP parsing, routing, the API's error shape, options and their validation.
+        .target(name: "ReplicaCore"),
+        // The API's DTOs and, later, the worker protocol's messages.
+        .target(name: "ReplicaProtocol"),
+        // The only module that touches libuv: loop, TCP, connections, limits, TLS.
+        .target(name: "ReplicaHTTP", dependencies: ["ReplicaCore", "CLibUV", "COpenSSL"]),
+        // Routes, auth, sessions, configuration; SQLite lives here.
+        .target(name: "ReplicaGateway",
+                dependencies: ["ReplicaCore", "ReplicaProtocol", "ReplicaHTTP", "CSQLite", "COpenSSL"]),
+
+        .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway"]),
+        .executableTarget(name: "replica-worker", dependencies: ["ReplicaProtocol"]),
+
+        .testTarget(name: "ReplicaCoreTests", dependencies: ["ReplicaCore"]),
+        .testTarget(name: "ReplicaHTTPTests", dependencies: ["ReplicaHTTP", "ReplicaCore"]),
+        .testTarget(name: "ReplicaGatewayTests",
+                    dependencies: ["ReplicaGateway", "ReplicaHTTP", "ReplicaCore", "ReplicaProtocol"],
+                    resources: [.copy("Golden")]),
+    ],
+    swiftLanguageModes: [.v5]
+)

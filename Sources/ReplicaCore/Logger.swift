@@ -1,0 +1,114 @@
+import Foundation
+
+/// Log levels, least to most severe.
+public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+
+    public var name: String { String(describing: self) }
+
+    public init?(name: String) {
+        guard let level = LogLevel.allCases.first(where: { $0.name == name.lowercased() }) else { return nil }
+        self = level
+    }
+}
+
+/// Receives formatted log lines; the gateway's sink writes to stderr and a file.
+public protocol LogSink: AnyObject, Sendable {
+    func write(line: String, level: LogLevel)
+}
+
+/// A logger in swift-log's spirit: a level, a constant message, metadata under dotted keys.
+/// Metadata values are written as given: callers must pass redacted values for secrets
+/// (see `redactSecrets(inTarget:)`).
+public struct Logger: Sendable {
+    public var minimumLevel: LogLevel
+    public var metadata: [String: String]
+    private let sink: LogSink?
+
+    public init(sink: LogSink?, minimumLevel: LogLevel = .info, metadata: [String: String] = [:]) {
+        self.sink = sink
+        self.minimumLevel = minimumLevel
+        self.metadata = metadata
+    }
+
+    /// A logger that drops everything.
+    public static let silent = Logger(sink: nil, minimumLevel: .critical)
+
+    public func with(_ key: String, _ value: String) -> Logger {
+        var copy = self
+        copy.metadata[key] = value
+        return copy
+    }
+
+    public func isEnabled(_ level: LogLevel) -> Bool { sink != nil && level >= minimumLevel }
+
+    public func log(_ level: LogLevel, _ message: @autoclosure () -> String,
+                    _ extra: @autoclosure () -> [String: String] = [:]) {
+        guard let sink, level >= minimumLevel else { return }
+        let merged = metadata.merging(extra()) { _, new in new }
+        sink.write(line: Logger.format(level: level, message: message(), metadata: merged,
+                                       time: Date()), level: level)
+    }
+
+    public func trace(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.trace, m(), md()) }
+    public func debug(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.debug, m(), md()) }
+    public func info(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.info, m(), md()) }
+    public func notice(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.notice, m(), md()) }
+    public func warning(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.warning, m(), md()) }
+    public func error(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.error, m(), md()) }
+
+    /// One line: `2026-12-03T11:31:23.123Z info message key=value key2="quoted value"`, keys sorted.
+    public static func format(level: LogLevel, message: String, metadata: [String: String], time: Date) -> String {
+        var line = timestamp(time) + " " + level.name + " " + quoteIfNeeded(message)
+        for key in metadata.keys.sorted() {
+            line += " " + key + "=" + quoteIfNeeded(metadata[key]!)
+        }
+        return line
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var t = time_t(millis / 1000)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900,
+                      Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min),
+                      Int(parts.tm_sec), Int(millis % 1000))
+    }
+
+    static func quoteIfNeeded(_ value: String) -> String {
+        let plain = !value.isEmpty && value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x3D }
+        if plain { return value }
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    out += String(format: "\\x%02x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// The request target with the value of every `token=` query parameter replaced, for logs.
+public func redactSecrets(inTarget target: String) -> String {
+    guard let q = target.firstIndex(of: "?") else { return target }
+    let query = target[target.index(after: q)...]
+    let parts = query.split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
+        let name = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let decoded = String(name).removingPercentEncoding ?? String(name)
+        return decoded.lowercased() == "token" ? "\(name)=REDACTED" : String(part)
+    }
+    return String(target[...q]) + parts.joined(separator: "&")
+}
