@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Layers, lowest first; an import may only point down this list (see docs/ARCHITECTURE.md):
-//   C shims (CLibUV, COpenSSL, CSQLite) → ReplicaCore, ReplicaProtocol → ReplicaHTTP → ReplicaGateway → executables
+//   C shims (CLibUV, COpenSSL, CSQLite) → ReplicaCore, ReplicaProtocol → ReplicaHTTP → ReplicaGateway
+//   → executables
 let package = Package(
     name: "ReplicaLink",
     platforms: [.macOS(.v13)],
@@ -28,10 +29,13 @@ let package = Package(
         .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaProtocol"]),
 
+        .target(name: "ReplicaTestSupport", path: "Tests/ReplicaTestSupport"),
         .testTarget(name: "ReplicaCoreTests", dependencies: ["ReplicaCore"]),
-        .testTarget(name: "ReplicaHTTPTests", dependencies: ["ReplicaHTTP", "ReplicaCore"]),
+        .testTarget(name: "ReplicaHTTPTests",
+                    dependencies: ["ReplicaHTTP", "ReplicaCore", "ReplicaTestSupport", "CLibUV"]),
         .testTarget(name: "ReplicaGatewayTests",
-                    dependencies: ["ReplicaGateway", "ReplicaHTTP", "ReplicaCore", "ReplicaProtocol"],
+                    dependencies: ["ReplicaGateway", "ReplicaHTTP", "ReplicaCore", "ReplicaProtocol",
+                                   "ReplicaTestSupport"],
                     resources: [.copy("Golden")]),
     ],
     swiftLanguageModes: [.v5]

@@ -52,12 +52,22 @@ public struct Logger: Sendable {
                                        time: Date()), level: level)
     }
 
-    public func trace(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.trace, m(), md()) }
-    public func debug(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.debug, m(), md()) }
-    public func info(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.info, m(), md()) }
-    public func notice(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.notice, m(), md()) }
-    public func warning(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.warning, m(), md()) }
-    public func error(_ m: @autoclosure () -> String, _ md: @autoclosure () -> [String: String] = [:]) { log(.error, m(), md()) }
+    public func trace(_ message: @autoclosure () -> String,
+                      _ metadata: @autoclosure () -> [String: String] = [:]) { log(.trace, message(), metadata()) }
+    public func debug(_ message: @autoclosure () -> String,
+                      _ metadata: @autoclosure () -> [String: String] = [:]) { log(.debug, message(), metadata()) }
+    public func info(_ message: @autoclosure () -> String,
+                     _ metadata: @autoclosure () -> [String: String] = [:]) { log(.info, message(), metadata()) }
+    public func notice(_ message: @autoclosure () -> String,
+                       _ metadata: @autoclosure () -> [String: String] = [:]) { log(.notice, message(), metadata()) }
+    public func warning(_ message: @autoclosure () -> String,
+                        _ metadata: @autoclosure () -> [String: String] = [:]) { log(.warning, message(), metadata()) }
+    public func error(_ message: @autoclosure () -> String,
+                      _ metadata: @autoclosure () -> [String: String] = [:]) { log(.error, message(), metadata()) }
+    public func critical(_ message: @autoclosure () -> String,
+                         _ metadata: @autoclosure () -> [String: String] = [:]) {
+        log(.critical, message(), metadata())
+    }
 
     /// One line: `2026-12-03T11:31:23.123Z info message key=value key2="quoted value"`, keys sorted.
     public static func format(level: LogLevel, message: String, metadata: [String: String], time: Date) -> String {

@@ -1,0 +1,72 @@
+import Glibc
+import ReplicaCore
+
+/// Serialises a response head; the server adds `Date`, `Server`, framing and `Connection` itself.
+struct ResponseHead {
+    var status: HTTPStatus
+    var headers: HTTPHeaders
+    var version: HTTPVersion
+    var date: String
+    var serverName: String
+    var framing: ResponseFraming
+    var closeConnection: Bool
+    var keepAliveOnHTTP10: Bool
+
+    func encode() -> [UInt8] {
+        var text = "HTTP/1.1 \(status.code) \(status.reason)\r\n"
+        text += "Date: \(date)\r\nServer: \(serverName)\r\n"
+        for (name, value) in headers { text += name + ": " + value + "\r\n" }
+        switch framing {
+        case .length(let n): text += "Content-Length: \(n)\r\n"
+        case .chunked: text += "Transfer-Encoding: chunked\r\n"
+        case .untilClose, .noBody: break
+        }
+        if closeConnection {
+            text += "Connection: close\r\n"
+        } else if keepAliveOnHTTP10 {
+            text += "Connection: keep-alive\r\n"
+        }
+        text += "\r\n"
+        return Array(text.utf8)
+    }
+}
+
+/// How a response's body is delimited on the wire.
+enum ResponseFraming: Equatable {
+    case length(UInt64)
+    case chunked
+    /// HTTP/1.0 with an unknown length: the end of the body is the end of the connection.
+    case untilClose
+    /// 1xx, 204, 304: a body is not allowed.
+    case noBody
+}
+
+/// The IMF-fixdate form of a time for the `Date` header ("Thu, 03 Dec 2026 11:31:23 GMT").
+func httpDate(_ seconds: time_t) -> String {
+    var t = seconds
+    var parts = tm()
+    gmtime_r(&t, &parts)
+    var buffer = [CChar](repeating: 0, count: 40)
+    let n = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// The API's error shape, `{"error": "…"}`, for answers the server gives on its own.
+func jsonErrorBody(_ message: String) -> [UInt8] {
+    var escaped = ""
+    for scalar in message.unicodeScalars {
+        switch scalar {
+        case "\"": escaped += "\\\""
+        case "\\": escaped += "\\\\"
+        case "\n": escaped += "\\n"
+        default:
+            if scalar.value < 0x20 {
+                escaped += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    + String(scalar.value, radix: 16)
+            } else {
+                escaped.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return Array("{\"error\":\"\(escaped)\"}".utf8)
+}
