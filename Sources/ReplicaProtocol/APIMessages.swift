@@ -36,3 +36,66 @@ public enum APIVersion {
     /// The API version `GET /api/health` reports.
     public static let current = "1.0"
 }
+
+/// `LinkProjectDTO`: one project as `GET /api/projects` and `GET /api/projects/:id` return it.
+public struct ProjectDTO: Codable, Equatable, Sendable {
+    public var id: String
+    public var name: String
+    public var imageCount: Int
+    public var status: String
+    public var progress: Double
+    public var processingStage: String
+    public var hasModel: Bool
+    public var hasGlb: Bool
+    public var modelDetail: String
+    public var errorMessage: String
+
+    public init(id: String, name: String, imageCount: Int, status: String, progress: Double,
+                processingStage: String, hasModel: Bool, hasGlb: Bool, modelDetail: String, errorMessage: String) {
+        self.id = id
+        self.name = name
+        self.imageCount = imageCount
+        self.status = status
+        self.progress = progress
+        self.processingStage = processingStage
+        self.hasModel = hasModel
+        self.hasGlb = hasGlb
+        self.modelDetail = modelDetail
+        self.errorMessage = errorMessage
+    }
+
+    /// The lightweight form `GET /api/status` lists.
+    public var statusItem: StatusProjectDTO {
+        StatusProjectDTO(id: id, status: status, progress: progress, processingStage: processingStage,
+                         hasGlb: hasGlb, errorMessage: errorMessage)
+    }
+}
+
+/// `GET /api/projects`.
+public struct ProjectListResponse: Codable, Equatable, Sendable {
+    public var projects: [ProjectDTO]
+
+    public init(projects: [ProjectDTO]) { self.projects = projects }
+}
+
+/// `LinkStatusProjectDTO`.
+public struct StatusProjectDTO: Codable, Equatable, Sendable {
+    public var id: String
+    public var status: String
+    public var progress: Double
+    public var processingStage: String
+    public var hasGlb: Bool
+    public var errorMessage: String
+}
+
+/// `GET /api/status`: every project's state and how soon to ask again.
+public struct StatusResponse: Codable, Equatable, Sendable {
+    public var projects: [StatusProjectDTO]
+    /// Seconds: 2 while anything is processing or queued, else 10.
+    public var pollInterval: Int
+
+    public init(projects: [StatusProjectDTO]) {
+        self.projects = projects
+        pollInterval = projects.contains { $0.status == "processing" || $0.status == "queued" } ? 2 : 10
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import ReplicaCore
+import ReplicaHTTP
+import ReplicaProtocol
+
+/// PIN logins and bearer tokens: `POST /api/auth`, and the check every protected endpoint runs first.
+final class Authenticator {
+    private let sessions: SessionStore
+    private let pins: PinStore
+    private let throttle: LoginThrottle
+    private let logger: Logger
+    /// Told of every new PIN made because of guessing, so the console can show it as at start-up.
+    var onPinRegenerated: ((String) -> Void)?
+    /// Largest `POST /api/auth` body read, in bytes.
+    static let maxBodyBytes = 4096
+
+    init(sessions: SessionStore, pins: PinStore, throttle: LoginThrottle, logger: Logger) {
+        self.sessions = sessions
+        self.pins = pins
+        self.throttle = throttle
+        self.logger = logger
+    }
+
+    /// A token from `Authorization: Bearer …` or `?token=…` that names a live session.
+    func isAuthorized(_ head: HTTPRequestHead, query: [(name: String, value: String)]) -> Bool {
+        if let header = head.headers["Authorization"], let token = Authenticator.bearerToken(header),
+           sessions.validate(token) {
+            return true
+        }
+        return query.contains { $0.name == "token" && sessions.validate($0.value) }
+    }
+
+    static func bearerToken(_ header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, String(parts[0]).caseInsensitiveEquals("Bearer") else { return nil }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
+
+    // MARK: Login
+
+    func login(_ exchange: HTTPExchange, gateway: Gateway) {
+        exchange.collectBody(limit: Authenticator.maxBodyBytes) { [self] result in
+            do {
+                guard case .success(let body) = result else {
+                    throw APIError(.payloadTooLarge, "Request body too large")
+                }
+                let token = try checkPin(in: body, from: exchange)
+                try gateway.send(exchange, AuthResponse(token: token))
+            } catch {
+                gateway.fail(exchange, error)
+            }
+        }
+    }
+
+    private func checkPin(in body: [UInt8], from exchange: HTTPExchange) throws -> String {
+        guard let request = try? JSONDecoder().decode(AuthRequest.self, from: Data(body)) else {
+            throw APIError.invalidRequestBody
+        }
+        do {
+            try pins.reloadIfChanged()
+        } catch {
+            logger.error("PIN file could not be reread; the PIN in memory stays in force", ["error": "\(error)"])
+        }
+        let address = exchange.remoteAddress
+        let fingerprint = pins.fingerprint
+        switch try throttle.gate(address: address, pinFingerprint: fingerprint) {
+        case .allowed:
+            break
+        case .throttled(let seconds):
+            throw APIError(.tooManyRequests, "Too many wrong PINs; try again in \(seconds) seconds",
+                           headers: ["Retry-After": "\(seconds)"])
+        case .paused:
+            throw APIError(.serviceUnavailable,
+                           "PIN logins are paused after too many wrong PINs; the operator must set a new PIN")
+        }
+        guard pins.matches(request.pin) else {
+            try countFailure(address: address, fingerprint: fingerprint)
+            throw APIError(.unauthorized, "Invalid PIN")
+        }
+        try throttle.recordSuccess(address: address)
+        logger.info("client logged in", ["client.address": address])
+        return try sessions.createSession()
+    }
+
+    private func countFailure(address: String, fingerprint: String) throws {
+        switch try throttle.recordFailure(address: address, pinFingerprint: fingerprint) {
+        case .counted(let global, let warn):
+            let metadata = ["client.address": address, "auth.failures": "\(global)",
+                            "auth.ceiling": "\(throttle.policy.globalCeiling)"]
+            if warn {
+                logger.warning("wrong PINs are adding up: someone may be guessing", metadata)
+            } else {
+                logger.info("wrong PIN", metadata)
+            }
+        case .ceilingReached(let global):
+            ceilingReached(global: global)
+        }
+    }
+
+    /// Past the ceiling a guesser's odds would grow beyond 1 in 10,000: change the PIN, or stop PIN logins.
+    private func ceilingReached(global: Int) {
+        let metadata = ["auth.failures": "\(global)"]
+        guard !pins.isFixed else {
+            logger.critical("PIN logins paused: too many wrong PINs; set a new --pin or REPLICA_PIN and restart",
+                            metadata)
+            return
+        }
+        do {
+            let fresh = try pins.regenerate()
+            logger.critical("too many wrong PINs: a new PIN was made; it is shown on the console", metadata)
+            onPinRegenerated?(fresh)
+        } catch {
+            logger.critical("too many wrong PINs and a new PIN could not be written: PIN logins paused",
+                            metadata.merging(["error": "\(error)"]) { $1 })
+        }
+    }
+
+    /// Drops expired sessions and quiet throttle records.
+    func purge() {
+        do {
+            _ = try sessions.purgeExpired()
+            _ = try throttle.purgeQuiet()
+        } catch {
+            logger.error("purging sessions failed", ["error": "\(error)"])
+        }
+    }
+}
