@@ -64,18 +64,19 @@ final class HTTPLimitsTests: XCTestCase {
         let started = Date()
         let request = Array(("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + String(repeating: "z", count: 200)).utf8)
         var cutOff = false
-        for byte in request {
+        for byte in request where Date().timeIntervalSince(started) < 3 {
             // Each byte is well inside any per-read timeout; only a deadline for the whole head stops this.
-            guard (try? slow.send([byte])) != nil else { cutOff = true; break }
+            try slow.send([byte])
+            if slow.ending(timeout: 0.001) != .open || !slow.unread.isEmpty { cutOff = true; break }
             let other = try RawClient(port: harness.port)
             try other.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
             XCTAssertEqual(try other.readResponse(timeout: 2).status, 200)
             Thread.sleep(forTimeInterval: 0.05)
-            if Date().timeIntervalSince(started) > 3 { break }
         }
         let elapsed = Date().timeIntervalSince(started)
-        XCTAssertTrue(cutOff || slow.waitForClose(timeout: 2), "slow client still connected after \(elapsed) s")
-        XCTAssertLessThan(Date().timeIntervalSince(started), 3.5)
+        XCTAssertTrue(cutOff, "slow client still connected after \(elapsed) s")
+        XCTAssertGreaterThanOrEqual(elapsed, 0.9)
+        XCTAssertLessThan(elapsed, 2)
         XCTAssertTrue(String(decoding: slow.unread, as: UTF8.self).hasPrefix("HTTP/1.1 408"))
     }
 
@@ -100,12 +101,12 @@ final class HTTPLimitsTests: XCTestCase {
         defer { harness.stop() }
         let client = try RawClient(port: harness.port)
         try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
-        var refused = false
-        for _ in 0..<40 where !refused {
-            refused = (try? client.send("x")) == nil
-            Thread.sleep(forTimeInterval: 0.05)
+        var cutOff = false
+        for _ in 0..<40 where !cutOff {
+            try client.send("x")
+            cutOff = client.ending(timeout: 0.05) != .open || !client.unread.isEmpty
         }
-        XCTAssertTrue(refused || client.waitForClose(timeout: 3))
+        XCTAssertTrue(cutOff)
         XCTAssertTrue(String(decoding: client.unread, as: UTF8.self).hasPrefix("HTTP/1.1 408"))
     }
 
@@ -140,6 +141,38 @@ final class HTTPLimitsTests: XCTestCase {
         XCTAssertTrue(idle[1].waitForClose(timeout: 2), "the longest-idle connection stays open")
         try idle[0].send("Host: t\r\n\r\n")
         XCTAssertEqual(try idle[0].readResponse().status, 200)
+    }
+
+    func testAtTheGlobalCapTheLongestIdleConnectionMakesRoom() throws {
+        var options = HTTPServerOptions()
+        options.maxConnections = 3
+        let harness = try ServerHarness(options: options, handler: HTTPLimitsTests.ok)
+        defer { harness.stop() }
+        let oldest = try RawClient(port: harness.port, from: "127.0.0.2")
+        Thread.sleep(forTimeInterval: 0.05)
+        let others = try (0..<2).map { _ in try RawClient(port: harness.port, from: "127.0.0.3") }
+        Thread.sleep(forTimeInterval: 0.05)
+        let active = try RawClient(port: harness.port, from: "127.0.0.4")
+        try active.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertEqual(try active.readResponse().status, 200)
+        XCTAssertTrue(oldest.waitForClose(timeout: 2), "the longest-idle connection stays open")
+        XCTAssertEqual(others.count, 2)
+    }
+
+    func testConnectionIsClosedAfterItsLifetime() throws {
+        var options = HTTPServerOptions()
+        options.maxConnectionLifetime = 0.3
+        // A slow sweep, so the limit is met at the request boundary rather than by closing while idle.
+        options.sweepInterval = 5
+        let harness = try ServerHarness(options: options, handler: HTTPLimitsTests.ok)
+        defer { harness.stop() }
+        let client = try RawClient(port: harness.port)
+        try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertNil(try client.readResponse().header("Connection"))
+        Thread.sleep(forTimeInterval: 0.4)
+        try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().header("Connection"), "close")
+        XCTAssertTrue(client.waitForClose(timeout: 2))
     }
 
     func testThousandIdleConnectionsDoNotLockOutAClient() throws {

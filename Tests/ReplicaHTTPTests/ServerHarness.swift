@@ -30,7 +30,7 @@ final class ServerHarness: HTTPServerDelegate, @unchecked Sendable {
                 uv_close(UnsafeMutableRawPointer(harness.stopHandle).assumingMemoryBound(to: uv_handle_t.self), nil)
             }
         }
-        let loop = self.loop
+        nonisolated(unsafe) let loop = self.loop
         let done = finished
         Thread.detachNewThread {
             uv_run(loop, UV_RUN_DEFAULT)

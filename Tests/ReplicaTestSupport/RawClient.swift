@@ -142,6 +142,23 @@ public final class RawClient {
         }
     }
 
+    /// How the server ended the stream: a clean close (FIN), a reset (RST), or not within the time.
+    public enum Ending: Equatable { case closed, reset, open }
+
+    /// Reads (keeping the bytes) until the stream ends, and says how it ended.
+    public func ending(timeout: Double = 10) -> Ending {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while deadline.timeIntervalSinceNow > 0 {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, Int32(deadline.timeIntervalSinceNow * 1000) + 1) > 0 else { return .open }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { buffer.append(contentsOf: chunk[0..<n]); continue }
+            return n == 0 ? .closed : .reset
+        }
+        return .open
+    }
+
     /// Everything received and not yet read as a response.
     public var unread: [UInt8] { buffer }
 }
