@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "ReplicaGateway",
                 dependencies: ["ReplicaCore", "ReplicaProtocol", "ReplicaHTTP", "CSQLite", "COpenSSL"]),
 
-        .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway"]),
+        .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway", "ReplicaHTTP"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaProtocol"]),
 
         .target(name: "ReplicaTestSupport", path: "Tests/ReplicaTestSupport"),

@@ -67,7 +67,8 @@ final class Authenticator {
         case .allowed:
             break
         case .throttled(let seconds):
-            throw APIError(.tooManyRequests, "Too many wrong PINs; try again in \(seconds) seconds",
+            let wait = seconds == 1 ? "1 second" : "\(seconds) seconds"
+            throw APIError(.tooManyRequests, "Too many wrong PINs; try again in \(wait)",
                            headers: ["Retry-After": "\(seconds)"])
         case .paused:
             throw APIError(.serviceUnavailable,

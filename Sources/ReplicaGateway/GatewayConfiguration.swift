@@ -34,6 +34,9 @@ public struct GatewayConfiguration: Equatable, Sendable {
 
     /// Rejects nonsense with a message that names the setting.
     public func validate() throws {
+        guard GatewayConfiguration.isNumericAddress(host) else {
+            throw OptionsError("--host must be a numeric IPv4 or IPv6 address such as 0.0.0.0 or ::1, not '\(host)'")
+        }
         guard (0...65535).contains(port) else { throw OptionsError("--port must be 0–65535, not \(port)") }
         guard workers >= 1 && workers <= 1024 else { throw OptionsError("--workers must be 1–1024, not \(workers)") }
         if let pin = fixedPin, !PinStore.isValidPin(pin) {
@@ -43,6 +46,14 @@ public struct GatewayConfiguration: Equatable, Sendable {
             throw OptionsError("--tls-cert and --tls-key must be given together")
         }
         guard !dataDirectory.isEmpty else { throw OptionsError("--data-dir must not be empty") }
+    }
+}
+
+extension GatewayConfiguration {
+    static func isNumericAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 }
 

@@ -86,6 +86,8 @@ public final class GatewayService {
     public func run() {
         uv_run(loop, UV_RUN_DEFAULT)
         logger.info("stopped")
+        // The process usually exits next: write out what is still queued.
+        ownsSink?.close()
     }
 
     /// Begins a graceful stop; safe from any thread.

@@ -41,7 +41,7 @@ public final class LogFileSink: LogSink, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Writes what is queued and stops the writer thread.
+    /// Writes what is queued and stops the writer thread; later lines are dropped. Safe to call twice.
     public func close() {
         condition.lock()
         stopped = true

@@ -87,3 +87,29 @@ public func raiseOpenFileLimit() -> Int {
     }
     return Int(limit.rlim_cur)
 }
+
+/// The machine's IPv4 and IPv6 addresses on interfaces that are up, loopback ones last; for telling people
+/// which URL to use.
+public func localInterfaceAddresses(includeIPv6: Bool = false) -> [String] {
+    var interfaces: UnsafeMutablePointer<uv_interface_address_t>?
+    var count: Int32 = 0
+    guard uv_interface_addresses(&interfaces, &count) == 0, let interfaces else { return [] }
+    defer { uv_free_interface_addresses(interfaces, count) }
+    var external: [String] = [], loopback: [String] = []
+    for index in 0..<Int(count) {
+        let entry = interfaces[index]
+        var name = [CChar](repeating: 0, count: 64)
+        var entryAddress = entry.address
+        let family = Int32(entryAddress.address4.sin_family)
+        if family == AF_INET {
+            _ = uv_ip4_name(&entryAddress.address4, &name, name.count)
+        } else if family == AF_INET6 && includeIPv6 {
+            _ = uv_ip6_name(&entryAddress.address6, &name, name.count)
+        } else {
+            continue
+        }
+        let text = String(cString: name)
+        if entry.is_internal != 0 { loopback.append(text) } else { external.append(text) }
+    }
+    return external + loopback
+}

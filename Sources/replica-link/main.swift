@@ -1,5 +1,6 @@
 import Foundation
 import ReplicaGateway
+import ReplicaHTTP
 
 // The gateway's command line: parse, then serve or manage the PIN. Console output (the address and PIN a
 // person reads at start-up) goes to stdout; logs go through the logger to stderr and the log file.
@@ -17,17 +18,25 @@ func serve(_ configuration: GatewayConfiguration) {
     do {
         let service = try GatewayService(configuration: configuration)
         try service.start(handleSignals: true)
-        let shownHost = configuration.host == "0.0.0.0" || configuration.host == "::" ? "localhost" : configuration.host
-        let scheme = configuration.tlsCertificatePath == nil ? "http" : "https"
-        let urlHost = shownHost.contains(":") ? "[\(shownHost)]" : shownHost
-        printConsole("Replica Link is serving on \(scheme)://\(urlHost):\(service.port) (listening on "
-                     + "\(configuration.host):\(service.port))")
+        for url in consoleURLs(configuration, port: service.port) {
+            printConsole("Replica Link is serving on \(url)")
+        }
         printConsole("PIN: \(service.pin)")
         service.onPinRegenerated = { printConsole("New PIN after too many wrong guesses: \($0)") }
         service.run()
         exit(0)
     } catch {
         fail("\(error)", status: 1)
+    }
+}
+
+/// The URLs a person can type: every interface's address when listening on all of them.
+func consoleURLs(_ configuration: GatewayConfiguration, port: Int) -> [String] {
+    let scheme = configuration.tlsCertificatePath == nil ? "http" : "https"
+    let wildcard = configuration.host == "0.0.0.0" || configuration.host == "::"
+    let hosts = wildcard ? localInterfaceAddresses() : [configuration.host]
+    return (hosts.isEmpty ? ["127.0.0.1"] : hosts).map { host in
+        "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 }
 

@@ -51,7 +51,7 @@ final class CommandLineTests: XCTestCase {
             [], ["bake"], ["serve", "--port"], ["serve", "--port", "eighty"], ["serve", "--port", "70000"],
             ["serve", "--pin", "12345"], ["serve", "--pin", "abcdef"], ["serve", "--workers", "0"],
             ["serve", "--log-level", "loud"], ["serve", "--tls-cert", "/c"], ["serve", "--frobnicate"],
-            ["pin", "--sideways"],
+            ["pin", "--sideways"], ["serve", "--host", "example.org"], ["serve", "--host", "300.1.1.1"],
         ]
         for arguments in bad {
             XCTAssertThrowsError(try CommandLineInterface.parse(arguments, environment: environment), "\(arguments)") {

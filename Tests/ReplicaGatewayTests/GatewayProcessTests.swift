@@ -28,7 +28,7 @@ final class GatewayProcessTests: XCTestCase {
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
         }
-        let port = try XCTUnwrap(text.firstMatch(of: #/:(\d+)\)/#).map { Int($0.1)! }, text)
+        let port = try XCTUnwrap(text.firstMatch(of: #/serving on https?://\S+:(\d+)\n/#).map { Int($0.1)! }, text)
         let pin = try XCTUnwrap(text.firstMatch(of: #/PIN: (\d{6})/#).map { String($0.1) }, text)
         return (process, port, pin, output)
     }
