@@ -121,13 +121,16 @@ public struct HTTPRequestHead: Sendable {
 
     /// The path part of the target, still percent-encoded.
     public var path: Substring {
-        target.firstIndex(of: "?").map { target[..<$0] } ?? target[...]
+        queryMark.map { target[..<$0] } ?? target[...]
     }
 
     /// The query string after `?`, without it; empty when there is none.
     public var rawQuery: Substring {
-        target.firstIndex(of: "?").map { target[target.index(after: $0)...] } ?? ""
+        queryMark.map { target[target.utf8.index(after: $0)...] } ?? ""
     }
+
+    // Searched as bytes: a search by Character walks grapheme clusters, and this runs for every request.
+    private var queryMark: String.Index? { target.utf8.firstIndex(of: UInt8(ascii: "?")) }
 }
 
 /// A response status code with its reason phrase.

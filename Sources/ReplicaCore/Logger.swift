@@ -23,57 +23,78 @@ public protocol LogSink: AnyObject, Sendable {
 /// Metadata values are written as given: callers must pass redacted values for secrets
 /// (see `redactSecrets(inTarget:)`).
 public struct Logger: Sendable {
+    /// Metadata as ordered pairs: a handful of fields per line, where a dictionary's hashing costs more than it
+    /// saves.
+    public typealias Metadata = KeyValuePairs<String, String>
+
     public var minimumLevel: LogLevel
-    public var metadata: [String: String]
+    public private(set) var metadata: [(key: String, value: String)] = []
     private let sink: LogSink?
 
-    public init(sink: LogSink?, minimumLevel: LogLevel = .info, metadata: [String: String] = [:]) {
+    public init(sink: LogSink?, minimumLevel: LogLevel = .info) {
         self.sink = sink
         self.minimumLevel = minimumLevel
-        self.metadata = metadata
     }
 
     /// A logger that drops everything.
     public static let silent = Logger(sink: nil, minimumLevel: .critical)
 
+    /// A copy that adds (or replaces) one field on every line.
     public func with(_ key: String, _ value: String) -> Logger {
         var copy = self
-        copy.metadata[key] = value
+        copy.metadata.removeAll { $0.key == key }
+        copy.metadata.append((key, value))
         return copy
     }
 
     public func isEnabled(_ level: LogLevel) -> Bool { sink != nil && level >= minimumLevel }
 
     public func log(_ level: LogLevel, _ message: @autoclosure () -> String,
-                    _ extra: @autoclosure () -> [String: String] = [:]) {
+                    _ extra: @autoclosure () -> Metadata = [:]) {
         guard let sink, level >= minimumLevel else { return }
-        let merged = metadata.merging(extra()) { _, new in new }
-        sink.write(line: Logger.format(level: level, message: message(), metadata: merged,
-                                       time: Date()), level: level)
+        var fields = metadata
+        for (key, value) in extra() {
+            if let index = fields.firstIndex(where: { $0.key == key }) {
+                fields[index].value = value
+            } else {
+                fields.append((key, value))
+            }
+        }
+        sink.write(line: Logger.format(level: level, message: message(), fields: fields, time: Date()), level: level)
     }
 
-    public func trace(_ message: @autoclosure () -> String,
-                      _ metadata: @autoclosure () -> [String: String] = [:]) { log(.trace, message(), metadata()) }
-    public func debug(_ message: @autoclosure () -> String,
-                      _ metadata: @autoclosure () -> [String: String] = [:]) { log(.debug, message(), metadata()) }
-    public func info(_ message: @autoclosure () -> String,
-                     _ metadata: @autoclosure () -> [String: String] = [:]) { log(.info, message(), metadata()) }
-    public func notice(_ message: @autoclosure () -> String,
-                       _ metadata: @autoclosure () -> [String: String] = [:]) { log(.notice, message(), metadata()) }
-    public func warning(_ message: @autoclosure () -> String,
-                        _ metadata: @autoclosure () -> [String: String] = [:]) { log(.warning, message(), metadata()) }
-    public func error(_ message: @autoclosure () -> String,
-                      _ metadata: @autoclosure () -> [String: String] = [:]) { log(.error, message(), metadata()) }
-    public func critical(_ message: @autoclosure () -> String,
-                         _ metadata: @autoclosure () -> [String: String] = [:]) {
+    public func trace(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> Metadata = [:]) {
+        log(.trace, message(), metadata())
+    }
+    public func debug(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> Metadata = [:]) {
+        log(.debug, message(), metadata())
+    }
+    public func info(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> Metadata = [:]) {
+        log(.info, message(), metadata())
+    }
+    public func notice(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> Metadata = [:]) {
+        log(.notice, message(), metadata())
+    }
+    public func warning(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> Metadata = [:]) {
+        log(.warning, message(), metadata())
+    }
+    public func error(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> Metadata = [:]) {
+        log(.error, message(), metadata())
+    }
+    public func critical(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> Metadata = [:]) {
         log(.critical, message(), metadata())
     }
 
     /// One line: `2026-12-03T11:31:23.123Z info message key=value key2="quoted value"`, keys sorted.
-    public static func format(level: LogLevel, message: String, metadata: [String: String], time: Date) -> String {
+    public static func format(level: LogLevel, message: String, metadata: Metadata, time: Date) -> String {
+        format(level: level, message: message, fields: metadata.map { ($0.key, $0.value) }, time: time)
+    }
+
+    static func format(level: LogLevel, message: String, fields: [(key: String, value: String)],
+                       time: Date) -> String {
         var line = timestamp(time) + " " + level.name + " " + quoteIfNeeded(message)
-        for key in metadata.keys.sorted() {
-            line += " " + key + "=" + quoteIfNeeded(metadata[key]!)
+        for field in fields.sorted(by: { $0.key < $1.key }) {
+            line += " " + field.key + "=" + quoteIfNeeded(field.value)
         }
         return line
     }

@@ -11,6 +11,8 @@ public struct Router<Handler> {
     }
 
     private let root = Node()
+    /// Patterns without parameters by their path, so that most lookups are one hash instead of a walk.
+    private var literalRoutes: [String: Node] = [:]
 
     public init() {}
 
@@ -41,12 +43,21 @@ public struct Router<Handler> {
         }
         precondition(node.handlers[method] == nil, "route \(method) \(pattern) added twice")
         node.handlers[method] = handler
+        let segments = Router.segments(of: Substring(pattern))
+        if !segments.contains(where: { $0.hasPrefix(":") }) {
+            literalRoutes["/" + segments.joined(separator: "/")] = node
+        }
     }
 
     /// Looks up a percent-encoded path; captured parameters are percent-decoded. `HEAD` falls back to `GET`.
     public func match(_ method: HTTPMethod, path: Substring) -> Match {
         var parameters: [String: String] = [:]
-        guard let node = find(Router.segments(of: path), in: root, parameters: &parameters) else { return .notFound }
+        // A literal route wins over any pattern with parameters, so finding one settles the lookup. Paths that
+        // need decoding or normalising take the walk.
+        let literal = Router.isPlain(path) ? literalRoutes[String(path)] : nil
+        guard let node = literal ?? find(Router.segments(of: path), in: root, parameters: &parameters) else {
+            return .notFound
+        }
         if let handler = node.handlers[method] ?? (method == .head ? node.handlers[.get] : nil) {
             return .found(handler, parameters: parameters)
         }
@@ -72,6 +83,16 @@ public struct Router<Handler> {
             }
         }
         return nil
+    }
+
+    /// No escapes and no empty segments: the path is already in the form `literalRoutes` is keyed by.
+    private static func isPlain(_ path: Substring) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "%") || byte == UInt8(ascii: "/") && previous == byte { return false }
+            previous = byte
+        }
+        return true
     }
 
     private static func segments(of path: Substring) -> ArraySlice<Substring> {

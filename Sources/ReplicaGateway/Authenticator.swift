@@ -30,10 +30,15 @@ final class Authenticator {
         return query.contains { $0.name == "token" && sessions.validate($0.value) }
     }
 
+    /// The credentials of `Bearer <token>` (the scheme in any case); nil for another scheme. Runs on every
+    /// request, so it works on bytes rather than through Foundation's character sets.
     static func bearerToken(_ header: String) -> String? {
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, String(parts[0]).caseInsensitiveEquals("Bearer") else { return nil }
-        return parts[1].trimmingCharacters(in: .whitespaces)
+        let bytes = header.utf8
+        guard let space = bytes.firstIndex(of: UInt8(ascii: " ")),
+              String(header[..<space]).caseInsensitiveEquals("Bearer") else { return nil }
+        let credentials = header[space...].utf8.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        let trimmed = credentials.reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        return String(decoding: trimmed.reversed(), as: UTF8.self)
     }
 
     // MARK: Login
@@ -86,8 +91,8 @@ final class Authenticator {
     private func countFailure(address: String, fingerprint: String) throws {
         switch try throttle.recordFailure(address: address, pinFingerprint: fingerprint) {
         case .counted(let global, let warn):
-            let metadata = ["client.address": address, "auth.failures": "\(global)",
-                            "auth.ceiling": "\(throttle.policy.globalCeiling)"]
+            let metadata: Logger.Metadata = ["client.address": address, "auth.failures": "\(global)",
+                                             "auth.ceiling": "\(throttle.policy.globalCeiling)"]
             if warn {
                 logger.warning("wrong PINs are adding up: someone may be guessing", metadata)
             } else {
@@ -100,7 +105,7 @@ final class Authenticator {
 
     /// Past the ceiling a guesser's odds would grow beyond 1 in 10,000: change the PIN, or stop PIN logins.
     private func ceilingReached(global: Int) {
-        let metadata = ["auth.failures": "\(global)"]
+        let metadata: Logger.Metadata = ["auth.failures": "\(global)"]
         guard !pins.isFixed else {
             logger.critical("PIN logins paused: too many wrong PINs; set a new --pin or REPLICA_PIN and restart",
                             metadata)
@@ -112,7 +117,7 @@ final class Authenticator {
             onPinRegenerated?(fresh)
         } catch {
             logger.critical("too many wrong PINs and a new PIN could not be written: PIN logins paused",
-                            metadata.merging(["error": "\(error)"]) { $1 })
+                            ["auth.failures": "\(global)", "error": "\(error)"])
         }
     }
 

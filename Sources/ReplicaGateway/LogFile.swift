@@ -36,8 +36,11 @@ public final class LogFileSink: LogSink, @unchecked Sendable {
     public func write(line: String, level: LogLevel) {
         condition.lock()
         queued.append(line)
+        // Wake the writer only when it has something new to wait for: a signal per line would cost a context
+        // switch per request.
+        let wake = queued.count == 1 || level >= .warning && !urgent
         if level >= .warning { urgent = true }
-        condition.signal()
+        if wake { condition.signal() }
         condition.unlock()
     }
 
@@ -56,9 +59,8 @@ public final class LogFileSink: LogSink, @unchecked Sendable {
             while queued.isEmpty && !stopped {
                 condition.wait()
             }
-            if !urgent && !stopped {
-                _ = condition.wait(until: Date(timeIntervalSinceNow: flushInterval))
-            }
+            let deadline = Date(timeIntervalSinceNow: flushInterval)
+            while !urgent && !stopped && condition.wait(until: deadline) {}
             let lines = queued
             let finished = stopped
             queued = []

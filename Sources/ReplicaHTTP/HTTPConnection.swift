@@ -214,8 +214,7 @@ final class HTTPConnection {
         bodyFlowingSince = now
         bodyBytesSinceFlowing = 0
         let id = server.nextRequestID()
-        exchange = HTTPExchange(head: head, connection: self, requestID: id,
-                                logger: server.logger.with("request.id", id), now: now)
+        exchange = HTTPExchange(head: head, connection: self, requestID: id, logger: server.logger, now: now)
     }
 
     private func dispatchIfNeeded() {

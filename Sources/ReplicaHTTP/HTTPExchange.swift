@@ -12,8 +12,9 @@ public final class HTTPExchange {
     public let remoteAddress: String
     /// An identifier for this request, in logs and in the `X-Request-Id` response header.
     public let requestID: String
-    /// A logger that carries `request.id`.
-    public let logger: Logger
+    /// A logger that carries `request.id`; made on first use, since most requests never log but the access line.
+    public private(set) lazy var logger: Logger = baseLogger.with("request.id", requestID)
+    private let baseLogger: Logger
     /// Called once if the connection goes away before the response has been sent in full.
     public var onAbort: (() -> Void)?
 
@@ -43,7 +44,7 @@ public final class HTTPExchange {
         self.connection = connection
         self.remoteAddress = connection.remoteAddress
         self.requestID = requestID
-        self.logger = logger
+        self.baseLogger = logger
         self.startedAt = now
     }
 

@@ -244,12 +244,13 @@ public final class HTTPServer {
     func logAccess(_ exchange: HTTPExchange, now: UInt64) {
         guard logger.isEnabled(.info) else { return }
         let millis = Double(now &- exchange.startedAt)
-        exchange.logger.info("request", [
+        logger.info("request", [
+            "request.id": exchange.requestID,
             "http.method": exchange.head.method.rawValue,
             "http.path": redactSecrets(inTarget: exchange.head.target),
-            "http.status": "\(exchange.responseStatus?.code ?? 0)",
-            "http.bytes": "\(exchange.bodyBytesSent)",
-            "http.duration_ms": "\(Int(millis))",
+            "http.status": String(exchange.responseStatus?.code ?? 0),
+            "http.bytes": String(exchange.bodyBytesSent),
+            "http.duration_ms": String(Int(millis)),
             "client.address": exchange.remoteAddress,
         ])
     }

@@ -13,21 +13,37 @@ struct ResponseHead {
     var keepAliveOnHTTP10: Bool
 
     func encode() -> [UInt8] {
-        var text = "HTTP/1.1 \(status.code) \(status.reason)\r\n"
-        text += "Date: \(date)\r\nServer: \(serverName)\r\n"
-        for (name, value) in headers { text += name + ": " + value + "\r\n" }
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out += "HTTP/1.1 ".utf8
+        out += String(status.code).utf8
+        out.append(0x20)
+        out += status.reason.utf8
+        out += "\r\nDate: ".utf8
+        out += date.utf8
+        out += "\r\nServer: ".utf8
+        out += serverName.utf8
+        out += "\r\n".utf8
+        for (name, value) in headers { line(&out, name, value) }
         switch framing {
-        case .length(let n): text += "Content-Length: \(n)\r\n"
-        case .chunked: text += "Transfer-Encoding: chunked\r\n"
+        case .length(let n): line(&out, "Content-Length", String(n))
+        case .chunked: line(&out, "Transfer-Encoding", "chunked")
         case .untilClose, .noBody: break
         }
         if closeConnection {
-            text += "Connection: close\r\n"
+            line(&out, "Connection", "close")
         } else if keepAliveOnHTTP10 {
-            text += "Connection: keep-alive\r\n"
+            line(&out, "Connection", "keep-alive")
         }
-        text += "\r\n"
-        return Array(text.utf8)
+        out += "\r\n".utf8
+        return out
+    }
+
+    private func line(_ out: inout [UInt8], _ name: String, _ value: String) {
+        out += name.utf8
+        out += ": ".utf8
+        out += value.utf8
+        out += "\r\n".utf8
     }
 }
 
