@@ -13,6 +13,8 @@ public struct Router<Handler> {
     private let root = Node()
     /// Patterns without parameters by their path, so that most lookups are one hash instead of a walk.
     private var literalRoutes: [String: Node] = [:]
+    /// Every route added, in order: for checking them against the API's contract.
+    public private(set) var routes: [(method: HTTPMethod, pattern: String)] = []
 
     public init() {}
 
@@ -43,6 +45,7 @@ public struct Router<Handler> {
         }
         precondition(node.handlers[method] == nil, "route \(method) \(pattern) added twice")
         node.handlers[method] = handler
+        routes.append((method, pattern))
         let segments = Router.segments(of: Substring(pattern))
         if !segments.contains(where: { $0.hasPrefix(":") }) {
             literalRoutes["/" + segments.joined(separator: "/")] = node

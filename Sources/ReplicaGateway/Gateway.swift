@@ -23,6 +23,9 @@ public final class Gateway: HTTPServerDelegate {
     let auth: Authenticator
     let projects: ProjectStore
     private var router = Router<Endpoint>()
+
+    /// The routes served, as method and pattern (`/api/projects/:id`).
+    var routes: [(method: HTTPMethod, pattern: String)] { router.routes }
     private let encoder = JSONEncoder()
     private let healthBody: [UInt8]
 

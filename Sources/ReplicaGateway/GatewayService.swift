@@ -14,7 +14,7 @@ public final class GatewayService {
     private let ownsSink: LogFileSink?
     private let loop: UnsafeMutablePointer<uv_loop_t>
     private var server: HTTPServer?
-    private var gateway: Gateway?
+    private(set) var gateway: Gateway?
     private var pins: PinStore?
     private var stopSignal: UnsafeMutablePointer<uv_async_t>?
     private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
