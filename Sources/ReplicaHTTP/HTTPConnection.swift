@@ -96,6 +96,12 @@ final class HTTPConnection {
         case .open:
             break
         }
+        // The head deadline runs from the first byte received, ciphertext included: a TLS handshake trickled a
+        // byte at a time must be cut off like a trickled request head.
+        if exchange == nil && !headInProgress {
+            headInProgress = true
+            headStartedAt = server.now
+        }
         if let tls {
             do {
                 try tls.receive(bytes) { plaintext in self.receivedPlaintext(plaintext) }
@@ -112,10 +118,6 @@ final class HTTPConnection {
 
     private func receivedPlaintext(_ bytes: UnsafeRawBufferPointer) {
         guard case .open = state else { return }
-        if exchange == nil && !headInProgress {
-            headInProgress = true
-            headStartedAt = server.now
-        }
         if pendingInput.isEmpty && canParse {
             let consumed = parse(bytes)
             if consumed < bytes.count {

@@ -15,6 +15,18 @@ final class GatewayAuthTests: XCTestCase {
         XCTAssertEqual(response.json as NSDictionary, ["status": "ok", "version": "1.0"])
     }
 
+    func testHeadOfHealthSendsTheHeadersOnly() throws {
+        let gateway = try GatewayHarness()
+        defer { gateway.stop() }
+        let client = try RawClient(port: gateway.port)
+        try client.send("HEAD /api/health HTTP/1.1\r\nHost: t\r\n\r\nGET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
+        let head = try client.readResponse(forHead: true)
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.header("Content-Length"), "31")
+        // The next response follows at once: no body bytes were sent for the HEAD.
+        XCTAssertEqual(try client.readResponse().text, #"{"status":"ok","version":"1.0"}"#)
+    }
+
     func testUnknownPathIs404AndWrongMethodIs405WithJSON() throws {
         let gateway = try GatewayHarness()
         defer { gateway.stop() }

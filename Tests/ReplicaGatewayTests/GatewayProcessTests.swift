@@ -84,7 +84,8 @@ final class GatewayProcessTests: XCTestCase {
         XCTAssertEqual(try first.request("GET", "/api/health").status, 200)
     }
 
-    func testHTTPSWithACertificateAndKey() throws {
+    /// A gateway serving HTTPS with a fresh self-signed certificate.
+    private func tlsGateway(configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> GatewayHarness {
         let directory = GatewayHarness.temporaryDirectory()
         let openssl = Process()
         openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
@@ -94,10 +95,35 @@ final class GatewayProcessTests: XCTestCase {
         try openssl.run()
         openssl.waitUntilExit()
         XCTAssertEqual(openssl.terminationStatus, 0)
-        let gateway = try GatewayHarness(dataDirectory: directory) {
+        return try GatewayHarness(dataDirectory: directory) {
             $0.tlsCertificatePath = directory + "/cert.pem"
             $0.tlsKeyPath = directory + "/key.pem"
+            configure(&$0)
         }
+    }
+
+    func testATrickledTLSHandshakeIsCutOffByTheHeadDeadline() throws {
+        let gateway = try tlsGateway {
+            $0.http.headDeadline = 1
+            $0.http.sweepInterval = 0.05
+        }
+        defer { gateway.stop() }
+        let slow = try RawClient(port: gateway.port)
+        let started = Date()
+        // A TLS record header announcing 512 bytes of handshake, then one byte every 50 ms.
+        try slow.send([0x16, 0x03, 0x01, 0x02, 0x00])
+        var cutOff = false
+        while !cutOff && Date().timeIntervalSince(started) < 4 {
+            cutOff = (try? slow.send([0x01])) == nil || slow.ending(timeout: 0.05) != .open
+        }
+        XCTAssertTrue(cutOff, "the trickling client is still connected")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2.5)
+        XCTAssertEqual(try curl(["-sk", "https://127.0.0.1:\(gateway.port)/api/health"]),
+                       #"{"status":"ok","version":"1.0"}"#)
+    }
+
+    func testHTTPSWithACertificateAndKey() throws {
+        let gateway = try tlsGateway()
         defer { gateway.stop() }
         let body = try curl(["-sk", "https://127.0.0.1:\(gateway.port)/api/health"])
         XCTAssertEqual(body, #"{"status":"ok","version":"1.0"}"#)
