@@ -29,7 +29,7 @@ let package = Package(
         .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway", "ReplicaHTTP"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaProtocol"]),
 
-        .target(name: "ReplicaTestSupport", path: "Tests/ReplicaTestSupport"),
+        .target(name: "ReplicaTestSupport", dependencies: ["ReplicaCore"], path: "Tests/ReplicaTestSupport"),
         .testTarget(name: "ReplicaCoreTests", dependencies: ["ReplicaCore"]),
         .testTarget(name: "ReplicaHTTPTests",
                     dependencies: ["ReplicaHTTP", "ReplicaCore", "ReplicaTestSupport", "CLibUV"]),

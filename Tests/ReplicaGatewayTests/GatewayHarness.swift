@@ -69,18 +69,3 @@ final class GatewayHarness: @unchecked Sendable {
         return try XCTUnwrap(response.json["token"] as? String)
     }
 }
-
-/// A log sink that keeps every line, for assertions.
-final class CapturingSink: LogSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: [String] = []
-
-    func write(line: String, level: LogLevel) {
-        lock.lock(); stored.append(line); lock.unlock()
-    }
-
-    var lines: [String] {
-        lock.lock(); defer { lock.unlock() }
-        return stored
-    }
-}

@@ -1,6 +1,7 @@
 import CLibUV
 import Foundation
 import ReplicaCore
+import ReplicaTestSupport
 @testable import ReplicaHTTP
 
 /// Runs an `HTTPServer` on its own loop thread with a closure for a delegate, the way the gateway runs it.
@@ -65,20 +66,5 @@ final class ServerHarness: HTTPServerDelegate, @unchecked Sendable {
     private final class Box {
         let work: () -> Void
         init(_ work: @escaping () -> Void) { self.work = work }
-    }
-}
-
-/// A log sink that keeps every line, for assertions.
-final class CapturingSink: LogSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: [String] = []
-
-    func write(line: String, level: LogLevel) {
-        lock.lock(); stored.append(line); lock.unlock()
-    }
-
-    var lines: [String] {
-        lock.lock(); defer { lock.unlock() }
-        return stored
     }
 }
