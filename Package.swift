@@ -21,7 +21,7 @@ let package = Package(
         // The API's DTOs and, later, the worker protocol's messages.
         .target(name: "ReplicaProtocol"),
         // The only module that touches libuv: loop, TCP, connections, limits, TLS.
-        .target(name: "ReplicaHTTP", dependencies: ["ReplicaCore", "CLibUV", "COpenSSL"]),
+        .target(name: "ReplicaHTTP", dependencies: ["ReplicaCore", "ReplicaProtocol", "CLibUV", "COpenSSL"]),
         // Routes, auth, sessions, configuration; SQLite lives here.
         .target(name: "ReplicaGateway",
                 dependencies: ["ReplicaCore", "ReplicaProtocol", "ReplicaHTTP", "CSQLite", "COpenSSL"]),
@@ -31,6 +31,7 @@ let package = Package(
 
         .target(name: "ReplicaTestSupport", dependencies: ["ReplicaCore"], path: "Tests/ReplicaTestSupport"),
         .testTarget(name: "ReplicaCoreTests", dependencies: ["ReplicaCore"]),
+        .testTarget(name: "ReplicaProtocolTests", dependencies: ["ReplicaProtocol"]),
         .testTarget(name: "ReplicaHTTPTests",
                     dependencies: ["ReplicaHTTP", "ReplicaCore", "ReplicaTestSupport", "CLibUV"]),
         .testTarget(name: "ReplicaGatewayTests",

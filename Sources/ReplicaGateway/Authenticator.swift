@@ -50,7 +50,7 @@ final class Authenticator {
                     throw APIError(.payloadTooLarge, "Request body too large")
                 }
                 let token = try checkPin(in: body, from: exchange)
-                try gateway.send(exchange, AuthResponse(token: token))
+                gateway.send(exchange, AuthResponse(token: token))
             } catch {
                 gateway.fail(exchange, error)
             }

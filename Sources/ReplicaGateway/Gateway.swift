@@ -26,15 +26,13 @@ public final class Gateway: HTTPServerDelegate {
 
     /// The routes served, as method and pattern (`/api/projects/:id`).
     var routes: [(method: HTTPMethod, pattern: String)] { router.routes }
-    private let encoder = JSONEncoder()
     private let healthBody: [UInt8]
 
     init(logger: Logger, auth: Authenticator, projects: ProjectStore) {
         self.logger = logger
         self.auth = auth
         self.projects = projects
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        healthBody = Array((try? encoder.encode(HealthResponse())) ?? Data())
+        healthBody = HealthResponse().jsonBytes
         addRoutes()
     }
 
@@ -53,7 +51,7 @@ public final class Gateway: HTTPServerDelegate {
             guard let project = try projects.project(id: request.parameters["id"]!) else {
                 throw APIError(.notFound, "Project not found")
             }
-            try send(request.exchange, project)
+            send(request.exchange, project)
         }
     }
 
@@ -98,8 +96,8 @@ public final class Gateway: HTTPServerDelegate {
         exchange.respondError(apiError.status, apiError.message, headers: apiError.headers)
     }
 
-    func send<T: Encodable>(_ exchange: HTTPExchange, _ value: T, status: HTTPStatus = .ok) throws {
-        respondJSON(exchange, status, body: Array(try encoder.encode(value)))
+    func send<T: JSONBody>(_ exchange: HTTPExchange, _ value: T, status: HTTPStatus = .ok) {
+        respondJSON(exchange, status, body: value.jsonBytes)
     }
 
     private func respondJSON(_ exchange: HTTPExchange, _ status: HTTPStatus, body: [UInt8]) {

@@ -1,5 +1,6 @@
 import Glibc
 import ReplicaCore
+import ReplicaProtocol
 
 /// Serialises a response head; the server adds `Date`, `Server`, framing and `Connection` itself.
 struct ResponseHead {
@@ -69,20 +70,5 @@ func httpDate(_ seconds: time_t) -> String {
 
 /// The API's error shape, `{"error": "…"}`, for answers the server gives on its own.
 func jsonErrorBody(_ message: String) -> [UInt8] {
-    var escaped = ""
-    for scalar in message.unicodeScalars {
-        switch scalar {
-        case "\"": escaped += "\\\""
-        case "\\": escaped += "\\\\"
-        case "\n": escaped += "\\n"
-        default:
-            if scalar.value < 0x20 {
-                escaped += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            } else {
-                escaped.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return Array("{\"error\":\"\(escaped)\"}".utf8)
+    ErrorBody(error: message).jsonBytes
 }

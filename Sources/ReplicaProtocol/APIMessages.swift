@@ -86,6 +86,16 @@ public struct StatusProjectDTO: Codable, Equatable, Sendable {
     public var processingStage: String
     public var hasGlb: Bool
     public var errorMessage: String
+
+    public init(id: String, status: String, progress: Double, processingStage: String, hasGlb: Bool,
+                errorMessage: String) {
+        self.id = id
+        self.status = status
+        self.progress = progress
+        self.processingStage = processingStage
+        self.hasGlb = hasGlb
+        self.errorMessage = errorMessage
+    }
 }
 
 /// `GET /api/status`: every project's state and how soon to ask again.
