@@ -294,7 +294,10 @@ final class HTTPConnection {
     /// The handler finished its response: log it, then read the next request or close.
     func exchangeEnded(_ exchange: HTTPExchange) {
         guard exchange === self.exchange else { return }
-        server.logAccess(exchange, now: server.now)
+        // Keep-alive idleness counts from the end of the answer, not from the request: a long download must
+        // not leave the connection already "idle" for the next request.
+        lastActivity = server.now
+        server.logAccess(exchange, now: lastActivity)
         let bodyUnread = !exchange.messageComplete
         if closeAfterResponse || bodyUnread {
             // An unread body would be taken for the next request: the connection cannot be reused.
