@@ -75,7 +75,8 @@ final class LoggerTests: XCTestCase {
     func testLineFormat() {
         let line = Logger.format(level: .warning, message: "port in use", metadata: ["http.port": "8247",
                                  "note": "a \"quoted\" value"], time: Date(timeIntervalSince1970: 1_764_761_483.25))
-        XCTAssertEqual(line, #"2025-12-03T11:31:23.250Z warning "port in use" http.port=8247 note="a \"quoted\" value""#)
+        let expected = #"2025-12-03T11:31:23.250Z warning "port in use" http.port=8247 note="a \"quoted\" value""#
+        XCTAssertEqual(line, expected)
     }
 
     func testControlCharactersCannotForgeLines() {
