@@ -10,16 +10,29 @@ let package = Package(
     products: [
         .executable(name: "replica-link", targets: ["replica-link"]),
         .executable(name: "replica-worker", targets: ["replica-worker"]),
+        // For the fuzzing package in Fuzz/, which builds the decoders with sanitizers.
+        .library(name: "ReplicaImageIO", targets: ["ReplicaImageIO"]),
     ],
     targets: [
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CHeif", pkgConfig: "libheif", providers: [.apt(["libheif-dev"])]),
+        // No pkgConfig: libraw.pc adds -fopenmp, which the Swift driver does not take; the module map links it.
+        .systemLibrary(name: "CLibRaw", providers: [.apt(["libraw-dev"])]),
+        .systemLibrary(name: "CExif", pkgConfig: "libexif", providers: [.apt(["libexif-dev"])]),
 
         // No I/O: HTTP parsing, routing, the API's error shape, options and their validation.
         .target(name: "ReplicaCore"),
         // The API's DTOs and, later, the worker protocol's messages.
         .target(name: "ReplicaProtocol"),
+        // Every photo format the API accepts: detection by content, decoding with EXIF and orientation,
+        // resizing, JPEG encoding and thumbnails. Shared by the gateway and the workers.
+        .target(name: "ReplicaImageIO",
+                dependencies: ["CTurboJPEG", "CPNG", "CTIFF", "CHeif", "CLibRaw", "CExif"]),
         // The only module that touches libuv: loop, TCP, connections, limits, TLS.
         .target(name: "ReplicaHTTP", dependencies: ["ReplicaCore", "ReplicaProtocol", "CLibUV", "COpenSSL"]),
         // Routes, auth, sessions, configuration; SQLite lives here.
@@ -32,6 +45,8 @@ let package = Package(
         .target(name: "ReplicaTestSupport", dependencies: ["ReplicaCore"], path: "Tests/ReplicaTestSupport"),
         .testTarget(name: "ReplicaCoreTests", dependencies: ["ReplicaCore"]),
         .testTarget(name: "ReplicaProtocolTests", dependencies: ["ReplicaProtocol"]),
+        .testTarget(name: "ReplicaImageIOTests", dependencies: ["ReplicaImageIO", "CTurboJPEG", "CPNG", "CTIFF",
+                                                               "CHeif", "CExif"]),
         .testTarget(name: "ReplicaHTTPTests",
                     dependencies: ["ReplicaHTTP", "ReplicaCore", "ReplicaTestSupport", "CLibUV"]),
         .testTarget(name: "ReplicaGatewayTests",
