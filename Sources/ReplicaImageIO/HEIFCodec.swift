@@ -38,10 +38,18 @@ public enum HEIFCodec {
         defer { heif_image_handle_release(handle) }
         let width = Int(heif_image_handle_get_width(handle)), height = Int(heif_image_handle_get_height(handle))
         try checkPixelBudget(width: width, height: height, options: options, file: file)
+        // The declared size passed the budget, but the coded stream may claim a far larger one (fuzzing found a
+        // 32×24 image coding 224×65512). Tightening libheif's limit to the declared size plus a coding unit's
+        // padding makes it refuse such a stream before decoding it.
+        heif_context_set_maximum_image_size_limit(context, Int32(max(width, height) + codingPadding + 1))
         let image = try decodeRGB(handle, file: file)
         defer { heif_image_release(image) }
 
         let pixels = try copyInterleavedRGB(image, file: file)
+        guard pixels.width == width, pixels.height == height else {
+            throw ImageIOError(file: file, reason: .corrupt(
+                "libheif decoded \(pixels.width)×\(pixels.height) for an image declared \(width)×\(height)"))
+        }
         return DecodedImage(pixels: pixels, format: .heif, metadata: metadata(handle, pixels))
     }
 
@@ -55,6 +63,10 @@ public enum HEIFCodec {
     /// would make libheif refuse some over-budget images first, as damage and without their size; this way
     /// every size within reach gets the exact check, with the real size in its message.
     static let sideLimit = Int32((1 << 20) + 1)
+
+    /// Pixels a coded picture may exceed its declared side by: HEVC and AV1 code whole blocks of up to 64 pixels
+    /// and crop the rest.
+    static let codingPadding = 64
 
     private static func primaryImage(_ context: OpaquePointer, file: String) throws(ImageIOError) -> OpaquePointer {
         var handle: OpaquePointer?

@@ -16,6 +16,10 @@ public enum RawCodec {
         guard let base = data.baseAddress, data.count > 0 else {
             throw ImageIOError(file: file, reason: .corrupt("empty file"))
         }
+        guard !namesHasselblad(data) else {
+            throw ImageIOError(file: file, reason: .unsupported(
+                "Hasselblad raw files are refused: the LibRaw in Debian 12 can crash on them"))
+        }
         let raw = try open(base, count: data.count, file: file)
         defer { libraw_close(raw) }
         let identity = RawIdentity(raw)
@@ -34,6 +38,27 @@ public enum RawCodec {
     /// the TIFF orientation by the table "50132467"; this is that table's inverse.
     static func exifOrientation(libRawFlip flip: Int) -> Int {
         [1, 2, 4, 3, 5, 8, 6, 7][flip & 7]
+    }
+
+    /// Whether the camera maker's name appears in the file's first bytes, in any case.
+    ///
+    /// LibRaw 0.20.2 (Debian 12) overflows a fixed buffer while normalising a Hasselblad model name that is not
+    /// terminated, and glibc's fortified `strcat` then aborts the whole process, with no error to catch (found
+    /// by `Fuzz/run`, reproducer in the fuzz corpus history). Refusing every file that names the maker, wherever
+    /// in its headers, closes the path LibRaw takes to that code. The lasting fix is to decode raws in a worker
+    /// process, where a crash of the library costs one task instead of the server.
+    static func namesHasselblad(_ data: UnsafeRawBufferPointer) -> Bool {
+        let needle = Array("hasselblad".utf8)
+        let end = min(data.count, 4 << 20) - needle.count
+        guard end >= 0 else { return false }
+        var index = 0
+        while index <= end {
+            var matched = 0
+            while matched < needle.count && data[index + matched] | 0x20 == needle[matched] { matched += 1 }
+            if matched == needle.count { return true }
+            index += 1
+        }
+        return false
     }
 
     // MARK: - Steps
