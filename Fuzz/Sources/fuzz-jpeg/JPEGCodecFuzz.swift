@@ -1,0 +1,18 @@
+import FuzzSupport
+import ReplicaImageIO
+
+// What this target reaches: baseline, progressive and grey JPEGs, their markers and EXIF segments (through libjpeg-
+// turbo).
+
+/// libFuzzer's per-input hook: decodes the bytes with `JPEGCodec.decode` under the fuzzing pixel budget.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    exercise(JPEGCodec.decode, format: .jpeg, input: inputBuffer(data, size))
+    return 0
+}
+
+/// The executable's entry point (SwiftPM links `main` to `<module>_main`): hands over to libFuzzer's driver.
+@_cdecl("fuzz_jpeg_main")
+func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    runLibFuzzer(argc: argc, argv: argv) { data, size in data.map { fuzz($0, size) } ?? 0 }
+}

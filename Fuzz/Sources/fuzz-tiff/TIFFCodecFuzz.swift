@@ -1,0 +1,18 @@
+import FuzzSupport
+import ReplicaImageIO
+
+// What this target reaches: TIFF strips and tiles, 8 and 16 bits, LZW/deflate/PackBits, both byte orders (through
+// libtiff).
+
+/// libFuzzer's per-input hook: decodes the bytes with `TIFFCodec.decode` under the fuzzing pixel budget.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    exercise(TIFFCodec.decode, format: .tiff, input: inputBuffer(data, size))
+    return 0
+}
+
+/// The executable's entry point (SwiftPM links `main` to `<module>_main`): hands over to libFuzzer's driver.
+@_cdecl("fuzz_tiff_main")
+func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    runLibFuzzer(argc: argc, argv: argv) { data, size in data.map { fuzz($0, size) } ?? 0 }
+}
