@@ -286,8 +286,7 @@ final class HTTPConnection {
         headers.replaceOrAdd(name: "X-Request-Id", value: exchange.requestID)
         let head = ResponseHead(status: status, headers: headers, version: exchange.head.version,
                                 date: server.dateHeader, serverName: server.options.serverName,
-                                framing: framing, closeConnection: close,
-                                keepAliveOnHTTP10: exchange.head.version == .http1_0)
+                                framing: framing, closeConnection: close)
         return head.encode()
     }
 

@@ -1,4 +1,5 @@
 import ReplicaCore
+import ReplicaProtocol
 
 /// One request and its response, as a handler sees them. Every call must be made on the server's loop thread.
 ///
@@ -115,7 +116,7 @@ public final class HTTPExchange {
     public func respondError(_ status: HTTPStatus, _ message: String, headers: HTTPHeaders = HTTPHeaders()) {
         var headers = headers
         headers.replaceOrAdd(name: "Content-Type", value: "application/json")
-        respond(status, headers: headers, body: jsonErrorBody(message))
+        respond(status, headers: headers, body: ErrorBody(error: message).jsonBytes)
     }
 
     /// Starts a streamed response; with no length it is chunked (or, for HTTP/1.0, ends with the connection).

@@ -1,6 +1,5 @@
 import Glibc
 import ReplicaCore
-import ReplicaProtocol
 
 /// Serialises a response head; the server adds `Date`, `Server`, framing and `Connection` itself.
 struct ResponseHead {
@@ -11,7 +10,6 @@ struct ResponseHead {
     var serverName: String
     var framing: ResponseFraming
     var closeConnection: Bool
-    var keepAliveOnHTTP10: Bool
 
     func encode() -> [UInt8] {
         var out: [UInt8] = []
@@ -33,7 +31,8 @@ struct ResponseHead {
         }
         if closeConnection {
             line(&out, "Connection", "close")
-        } else if keepAliveOnHTTP10 {
+        } else if version == .http1_0 {
+            // HTTP/1.0 closes by default: staying open must be said.
             line(&out, "Connection", "keep-alive")
         }
         out += "\r\n".utf8
@@ -66,9 +65,4 @@ func httpDate(_ seconds: time_t) -> String {
     var buffer = [CChar](repeating: 0, count: 40)
     let n = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
     return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// The API's error shape, `{"error": "…"}`, for answers the server gives on its own.
-func jsonErrorBody(_ message: String) -> [UInt8] {
-    ErrorBody(error: message).jsonBytes
 }

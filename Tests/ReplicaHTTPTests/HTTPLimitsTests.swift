@@ -10,6 +10,14 @@ final class HTTPLimitsTests: XCTestCase {
         exchange.collectBody(limit: 1 << 20) { _ in exchange.respond(.ok, body: Array("ok".utf8)) }
     }
 
+    /// A server with a fast sweep, so deadlines of a fraction of a second are met on time.
+    private func fastSweepHarness(_ configure: (inout HTTPServerOptions) -> Void) throws -> ServerHarness {
+        var options = HTTPServerOptions()
+        options.sweepInterval = 0.05
+        configure(&options)
+        return try ServerHarness(options: options, handler: HTTPLimitsTests.ok)
+    }
+
     /// Sends `request` and expects `status` with a JSON error, then the connection closed.
     private func expectRejection(_ request: String, status: Int, file: StaticString = #filePath,
                                  line: UInt = #line) throws {
@@ -55,10 +63,7 @@ final class HTTPLimitsTests: XCTestCase {
     }
 
     func testSlowlorisIsCutOffWhileOthersAreServed() throws {
-        var options = HTTPServerOptions()
-        options.headDeadline = 1
-        options.sweepInterval = 0.05
-        let harness = try ServerHarness(options: options, handler: HTTPLimitsTests.ok)
+        let harness = try fastSweepHarness { $0.headDeadline = 1 }
         defer { harness.stop() }
         let slow = try RawClient(port: harness.port)
         let started = Date()
@@ -81,10 +86,7 @@ final class HTTPLimitsTests: XCTestCase {
     }
 
     func testStalledBodyTimesOut() throws {
-        var options = HTTPServerOptions()
-        options.bodyInactivityTimeout = 0.5
-        options.sweepInterval = 0.05
-        let harness = try ServerHarness(options: options, handler: HTTPLimitsTests.ok)
+        let harness = try fastSweepHarness { $0.bodyInactivityTimeout = 0.5 }
         defer { harness.stop() }
         let client = try RawClient(port: harness.port)
         try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
@@ -93,11 +95,10 @@ final class HTTPLimitsTests: XCTestCase {
     }
 
     func testTrickledBodyBelowTheMinimumRateIsCutOff() throws {
-        var options = HTTPServerOptions()
-        options.minimumBodyRate = 1000
-        options.bodyRateGracePeriod = 0.5
-        options.sweepInterval = 0.05
-        let harness = try ServerHarness(options: options, handler: HTTPLimitsTests.ok)
+        let harness = try fastSweepHarness {
+            $0.minimumBodyRate = 1000
+            $0.bodyRateGracePeriod = 0.5
+        }
         defer { harness.stop() }
         let client = try RawClient(port: harness.port)
         try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
@@ -111,10 +112,7 @@ final class HTTPLimitsTests: XCTestCase {
     }
 
     func testIdleConnectionIsClosedAfterTheKeepAliveTimeout() throws {
-        var options = HTTPServerOptions()
-        options.keepAliveIdleTimeout = 0.3
-        options.sweepInterval = 0.05
-        let harness = try ServerHarness(options: options, handler: HTTPLimitsTests.ok)
+        let harness = try fastSweepHarness { $0.keepAliveIdleTimeout = 0.3 }
         defer { harness.stop() }
         let client = try RawClient(port: harness.port)
         try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
