@@ -24,9 +24,13 @@ let package = Package(
         // No pkgConfig: libraw.pc adds -fopenmp, which the Swift driver does not take; the module map links it.
         .systemLibrary(name: "CLibRaw", providers: [.apt(["libraw-dev"])]),
         .systemLibrary(name: "CExif", pkgConfig: "libexif", providers: [.apt(["libexif-dev"])]),
+        // renameat2 (no-clobber renames), which glibc hides behind _GNU_SOURCE.
+        .systemLibrary(name: "CFileSystem"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // No I/O: HTTP parsing, routing, the API's error shape, options and their validation.
-        .target(name: "ReplicaCore"),
+        // CRC-32 comes from zlib, whose tuned loop is several times a byte-wise table's speed.
+        .target(name: "ReplicaCore", dependencies: ["CZlib"]),
         // The API's DTOs and, later, the worker protocol's messages.
         .target(name: "ReplicaProtocol"),
         // Every photo format the API accepts: detection by content, decoding with EXIF and orientation,
@@ -37,21 +41,22 @@ let package = Package(
         .target(name: "ReplicaHTTP", dependencies: ["ReplicaCore", "ReplicaProtocol", "CLibUV", "COpenSSL"]),
         // Routes, auth, sessions, configuration; SQLite lives here.
         .target(name: "ReplicaGateway",
-                dependencies: ["ReplicaCore", "ReplicaProtocol", "ReplicaHTTP", "CSQLite", "COpenSSL"]),
+                dependencies: ["ReplicaCore", "ReplicaProtocol", "ReplicaHTTP", "ReplicaImageIO", "CSQLite",
+                               "COpenSSL", "CFileSystem"]),
 
         .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway", "ReplicaHTTP"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaProtocol"]),
 
         .target(name: "ReplicaTestSupport", dependencies: ["ReplicaCore"], path: "Tests/ReplicaTestSupport"),
-        .testTarget(name: "ReplicaCoreTests", dependencies: ["ReplicaCore"]),
+        .testTarget(name: "ReplicaCoreTests", dependencies: ["ReplicaCore", "ReplicaTestSupport"]),
         .testTarget(name: "ReplicaProtocolTests", dependencies: ["ReplicaProtocol"]),
         .testTarget(name: "ReplicaImageIOTests", dependencies: ["ReplicaImageIO", "CTurboJPEG", "CPNG", "CTIFF",
-                                                               "CHeif", "CExif"]),
+                                                               "CHeif", "CExif", "ReplicaTestSupport"]),
         .testTarget(name: "ReplicaHTTPTests",
                     dependencies: ["ReplicaHTTP", "ReplicaCore", "ReplicaTestSupport", "CLibUV"]),
         .testTarget(name: "ReplicaGatewayTests",
                     dependencies: ["ReplicaGateway", "ReplicaHTTP", "ReplicaCore", "ReplicaProtocol",
-                                   "ReplicaTestSupport"],
+                                   "ReplicaImageIO", "ReplicaTestSupport"],
                     resources: [.copy("Golden")]),
     ],
     swiftLanguageModes: [.v5]

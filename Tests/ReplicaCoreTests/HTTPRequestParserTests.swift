@@ -1,3 +1,4 @@
+import ReplicaTestSupport
 import XCTest
 @testable import ReplicaCore
 
@@ -375,22 +376,6 @@ private struct Outcome {
     }
 }
 
-/// A deterministic generator, so a failing split can be replayed from the seed in the message.
-private struct SplitMix64 {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func next(in range: ClosedRange<Int>) -> Int {
-        range.lowerBound + Int(next() % UInt64(range.count))
-    }
-}
 
 /// Feeds `input` in reads whose sizes `nextReadSize` chooses, calling `parse` again on what it left over.
 private func feed(_ input: [UInt8], limits: HTTPParserLimits, nextReadSize: () -> Int) -> Outcome {

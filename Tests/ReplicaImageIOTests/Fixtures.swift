@@ -2,6 +2,7 @@ import CExif
 import CPNG
 import CTurboJPEG
 import Foundation
+import ReplicaTestSupport
 import XCTest
 @testable import ReplicaImageIO
 
@@ -319,21 +320,6 @@ enum Fixtures {
 
     static func read(_ path: String) throws -> [UInt8] {
         [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    }
-}
-
-/// A small seeded generator (SplitMix64) so damaged fixtures are the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var mixed = state
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
     }
 }
 

@@ -2,6 +2,7 @@ import CHeif
 import CTIFF
 import CTurboJPEG
 import Foundation
+import ReplicaTestSupport
 import XCTest
 @testable import ReplicaImageIO
 

@@ -1,4 +1,5 @@
 import CTurboJPEG
+import ReplicaTestSupport
 import XCTest
 @testable import ReplicaImageIO
 
