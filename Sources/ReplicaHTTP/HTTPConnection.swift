@@ -297,6 +297,7 @@ final class HTTPConnection {
         // not leave the connection already "idle" for the next request.
         lastActivity = server.now
         server.logAccess(exchange, now: lastActivity)
+        exchange.releaseHandlers()
         let bodyUnread = !exchange.messageComplete
         if closeAfterResponse || bodyUnread {
             // An unread body would be taken for the next request: the connection cannot be reused.

@@ -173,6 +173,15 @@ public final class HTTPExchange {
         let callback = onAbort
         onAbort = nil
         if !responseEnded { callback?() }
+        releaseHandlers()
+    }
+
+    /// Drops the handler's closures once the exchange is over; they often hold the object that holds this
+    /// exchange, and would otherwise keep both alive.
+    func releaseHandlers() {
+        bodyHandler = nil
+        bodyEndHandler = nil
+        onAbort = nil
     }
 }
 
