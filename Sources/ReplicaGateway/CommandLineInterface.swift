@@ -23,6 +23,8 @@ public enum CommandLineInterface {
     public static let helpText = """
         USAGE: replica-link serve [--host ADDR] [--port N] [--data-dir PATH] [--pin NNNNNN]
                                   [--workers N] [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]
+                                  [--projects-dir PATH] [--max-file-size SIZE] [--max-files N]
+                                  [--max-upload-size SIZE]
                replica-link pin [--data-dir PATH] [--regenerate]
                replica-link --help | --version
 
@@ -44,6 +46,17 @@ public enum CommandLineInterface {
           --tls-cert FILE    PEM certificate chain; with --tls-key, serve HTTPS instead of HTTP.
                              (env REPLICA_TLS_CERT)
           --tls-key FILE     PEM private key for --tls-cert. (env REPLICA_TLS_KEY)
+          --projects-dir PATH
+                             The library: one folder per project. Made with a new data directory;
+                             if it is missing later, uploads are refused (412) rather than stored
+                             elsewhere. (env REPLICA_PROJECTS_DIR; default <data-dir>/projects)
+          --max-file-size SIZE
+                             Largest photo accepted, in bytes or with K, M, G, T (powers of 1024).
+                             (env REPLICA_MAX_FILE_SIZE; default 4G)
+          --max-files N      Most photos in one upload. (env REPLICA_MAX_FILES; default 10000)
+          --max-upload-size SIZE
+                             Largest upload request, as for --max-file-size.
+                             (env REPLICA_MAX_UPLOAD_SIZE; default 64G)
 
         PIN OPTIONS:
           --data-dir PATH    As for serve.
@@ -69,7 +82,8 @@ public enum CommandLineInterface {
     private static func parseServe(_ arguments: ArraySlice<String>,
                                    environment: [String: String]) throws -> GatewayCommand {
         var settings: [String: String] = [:]
-        let names = ["host", "port", "data-dir", "pin", "workers", "log-level", "tls-cert", "tls-key"]
+        let names = ["host", "port", "data-dir", "pin", "workers", "log-level", "tls-cert", "tls-key",
+                     "projects-dir", "max-file-size", "max-files", "max-upload-size"]
         for name in names {
             let variable = "REPLICA_" + name.uppercased().replacingAll("-", with: "_")
             if let value = environment[variable], !value.isEmpty { settings[name] = value }
@@ -101,6 +115,12 @@ public enum CommandLineInterface {
         config.fixedPin = settings["pin"]
         config.tlsCertificatePath = settings["tls-cert"]
         config.tlsKeyPath = settings["tls-key"]
+        if let path = settings["projects-dir"] { config.projectsDirectory = path }
+        if let size = settings["max-file-size"] { config.uploads.maxFileBytes = try byteCount(size, "--max-file-size") }
+        if let count = settings["max-files"] { config.uploads.maxFiles = try integer(count, "--max-files") }
+        if let size = settings["max-upload-size"] {
+            config.uploads.maxRequestBytes = try byteCount(size, "--max-upload-size")
+        }
         do {
             try config.validate()
         } catch let error as OptionsError {
@@ -136,6 +156,22 @@ public enum CommandLineInterface {
         let bare = flag.hasPrefix("--") ? String(flag.dropFirst(2)) : flag
         guard let equals = bare.firstIndex(of: "=") else { return (bare, nil) }
         return (String(bare[..<equals]), String(bare[bare.index(after: equals)...]))
+    }
+
+    /// `1500`, `64K`, `4G`: a byte count with an optional binary suffix.
+    public static func byteCount(_ text: String, _ flag: String) throws -> UInt64 {
+        let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        var digits = Substring(text.uppercased())
+        var multiplier: UInt64 = 1
+        if digits.hasSuffix("B") { digits = digits.dropLast() }
+        if let last = digits.last, let unit = units[last] {
+            multiplier = unit
+            digits = digits.dropLast()
+        }
+        guard let value = UInt64(digits), value > 0, value <= UInt64.max / multiplier else {
+            throw UsageError("\(flag) must be a size such as 500M or 4G, not '\(text)'")
+        }
+        return value * multiplier
     }
 
     private static func integer(_ text: String, _ flag: String) throws -> Int {

@@ -85,6 +85,28 @@ public enum GatewaySchema {
             created_at REAL NOT NULL
         );
         """,
+        // 3: each project's images with what the ZIP needs (size, CRC-32, mtime); the intent of a folder rename
+        // in flight, so start-up can finish or undo it; folders the user asked to forget but keep on disk.
+        """
+        CREATE TABLE images (
+            project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            file_name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            crc32 INTEGER NOT NULL,
+            modified_ns INTEGER NOT NULL,
+            added_at REAL NOT NULL,
+            PRIMARY KEY (project_id, file_name)
+        ) WITHOUT ROWID;
+        CREATE TABLE pending_renames (
+            project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+            old_name TEXT NOT NULL,
+            new_name TEXT NOT NULL
+        );
+        CREATE TABLE forgotten_folders (
+            name TEXT PRIMARY KEY,
+            forgotten_at REAL NOT NULL
+        );
+        """,
     ]
 }
 

@@ -22,16 +22,26 @@ public final class Gateway: HTTPServerDelegate {
     let logger: Logger
     let auth: Authenticator
     let projects: ProjectStore
+    let library: ProjectLibrary
+    let pool: WorkPool
+    let uploadLimits: UploadLimits
+    let clock: WallClock
+    let locks = ProjectLocks()
     private var router = Router<Endpoint>()
 
     /// The routes served, as method and pattern (`/api/projects/:id`).
     var routes: [(method: HTTPMethod, pattern: String)] { router.routes }
     private let healthBody: [UInt8]
 
-    init(logger: Logger, auth: Authenticator, projects: ProjectStore) {
+    init(logger: Logger, auth: Authenticator, projects: ProjectStore, library: ProjectLibrary, pool: WorkPool,
+         uploadLimits: UploadLimits, clock: WallClock) {
         self.logger = logger
         self.auth = auth
         self.projects = projects
+        self.library = library
+        self.pool = pool
+        self.uploadLimits = uploadLimits
+        self.clock = clock
         healthBody = HealthResponse().jsonBytes
         addRoutes()
     }
@@ -53,9 +63,10 @@ public final class Gateway: HTTPServerDelegate {
             }
             send(request.exchange, project)
         }
+        addProjectRoutes()
     }
 
-    private func add(_ method: HTTPMethod, _ pattern: String, auth: Bool = true,
+    func add(_ method: HTTPMethod, _ pattern: String, auth: Bool = true,
                      _ handle: @escaping (Request) throws -> Void) {
         router.add(method, pattern, Endpoint(requiresAuth: auth, handle: handle))
     }

@@ -20,10 +20,17 @@ public struct GatewayConfiguration: Equatable, Sendable {
     /// PEM certificate chain and key for HTTPS; both or neither.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
+    /// The library of project folders; nil means `<data-dir>/projects`.
+    public var projectsDirectory: String?
+    /// What one upload may carry.
+    public var uploads = UploadLimits()
     /// HTTP limits and timeouts; not on the command line, tests and embedders set them.
     public var http = HTTPLimitsSetting()
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
+
+    /// Where project folders live, as configured or by default.
+    public var effectiveProjectsDirectory: String { projectsDirectory ?? dataDirectory + "/projects" }
 
     /// `$XDG_DATA_HOME/replica-link`, else `~/.local/share/replica-link`.
     public static func defaultDataDirectory(environment: [String: String]) -> String {
@@ -46,6 +53,8 @@ public struct GatewayConfiguration: Equatable, Sendable {
             throw OptionsError("--tls-cert and --tls-key must be given together")
         }
         guard !dataDirectory.isEmpty else { throw OptionsError("--data-dir must not be empty") }
+        if let projectsDirectory, projectsDirectory.isEmpty { throw OptionsError("--projects-dir must not be empty") }
+        try uploads.validate()
     }
 }
 

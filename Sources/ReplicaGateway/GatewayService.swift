@@ -30,7 +30,7 @@ public final class GatewayService {
         try configuration.validate()
         self.configuration = configuration
         self.clock = clock
-        try GatewayService.prepareDirectories(configuration.dataDirectory)
+        try GatewayService.prepareDirectories(configuration)
         if let logSink {
             ownsSink = nil
             logger = Logger(sink: logSink, minimumLevel: configuration.logLevel)
@@ -63,7 +63,12 @@ public final class GatewayService {
         let auth = Authenticator(sessions: try SessionStore(database: database, clock: clock), pins: pins,
                                  throttle: try LoginThrottle(database: database, clock: clock), logger: logger)
         auth.onPinRegenerated = { [weak self] in self?.onPinRegenerated?($0) }
-        let gateway = Gateway(logger: logger, auth: auth, projects: ProjectStore(database: database))
+        let projects = ProjectStore(database: database, clock: clock)
+        let library = ProjectLibrary(projectsDirectory: configuration.effectiveProjectsDirectory)
+        let report = try library.repair(store: projects, logger: logger)
+        if report != ProjectLibrary.RepairReport() { logger.info("project library repaired", report.metadata) }
+        let gateway = Gateway(logger: logger, auth: auth, projects: projects, library: library,
+                              pool: WorkPool(loop: loop), uploadLimits: configuration.uploads, clock: clock)
         let tls = try configuration.tlsCertificatePath.map {
             try TLSContext(certificatePath: $0, keyPath: configuration.tlsKeyPath!)
         }
@@ -108,8 +113,15 @@ public final class GatewayService {
         return options
     }
 
-    private static func prepareDirectories(_ path: String) throws {
-        for directory in [path, path + "/logs", path + "/projects"] {
+    /// Makes the data directory and its logs; the projects directory only with a new data directory (no
+    /// database yet), so a library on a disk that failed to mount is reported, not silently replaced.
+    private static func prepareDirectories(_ configuration: GatewayConfiguration) throws {
+        let path = configuration.dataDirectory
+        var directories = [path, path + "/logs"]
+        if !FileManager.default.fileExists(atPath: path + "/replica.sqlite") {
+            directories.append(configuration.effectiveProjectsDirectory)
+        }
+        for directory in directories {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o700])

@@ -109,3 +109,59 @@ public struct StatusResponse: Codable, Equatable, Sendable {
         pollInterval = projects.contains { $0.status == "processing" || $0.status == "queued" } ? 2 : 10
     }
 }
+
+/// `POST /api/projects` answer (201).
+public struct CreateProjectResponse: Codable, Equatable, Sendable {
+    public var id: String
+    public var name: String
+    public var imageCount: Int
+    public var status: String
+
+    public init(id: String, name: String, imageCount: Int, status: String) {
+        self.id = id
+        self.name = name
+        self.imageCount = imageCount
+        self.status = status
+    }
+}
+
+/// `PUT`/`PATCH /api/projects/:id` request and answer: the name, and with the id once renamed.
+public struct RenameProjectRequest: Codable, Equatable, Sendable {
+    public var name: String
+
+    public init(name: String) { self.name = name }
+}
+
+public struct RenameProjectResponse: Codable, Equatable, Sendable {
+    public var id: String
+    public var name: String
+
+    public init(id: String, name: String) {
+        self.id = id
+        self.name = name
+    }
+}
+
+/// `DELETE /api/projects/:id` answer.
+public struct DeleteProjectResponse: Codable, Equatable, Sendable {
+    public var id: String
+    public var deleted: Bool
+
+    public init(id: String, deleted: Bool = true) {
+        self.id = id
+        self.deleted = deleted
+    }
+}
+
+/// `POST /api/projects/:id/images` answer.
+public struct AddImagesResponse: Codable, Equatable, Sendable {
+    /// Images in the project after adding.
+    public var imageCount: Int
+    /// Images this request added.
+    public var addedCount: Int
+
+    public init(imageCount: Int, addedCount: Int) {
+        self.imageCount = imageCount
+        self.addedCount = addedCount
+    }
+}

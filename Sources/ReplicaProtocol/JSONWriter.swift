@@ -175,3 +175,32 @@ extension StatusResponse: JSONBody {
         }
     }
 }
+
+extension CreateProjectResponse: JSONBody {
+    public func write(to writer: inout JSONWriter) {
+        writer.object {
+            $0.field("id", id)
+            $0.field("imageCount", imageCount)
+            $0.field("name", name)
+            $0.field("status", status)
+        }
+    }
+}
+
+extension RenameProjectResponse: JSONBody {
+    public func write(to writer: inout JSONWriter) {
+        writer.object { $0.field("id", id); $0.field("name", name) }
+    }
+}
+
+extension DeleteProjectResponse: JSONBody {
+    public func write(to writer: inout JSONWriter) {
+        writer.object { $0.field("deleted", deleted); $0.field("id", id) }
+    }
+}
+
+extension AddImagesResponse: JSONBody {
+    public func write(to writer: inout JSONWriter) {
+        writer.object { $0.field("addedCount", addedCount); $0.field("imageCount", imageCount) }
+    }
+}

@@ -42,7 +42,8 @@ final class DatabaseTests: TemporaryDirectoryTestCase {
         try database.forEachRow("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") {
             tables.append($0.string(at: 0) ?? "")
         }
-        XCTAssertEqual(tables, ["login_failures", "projects", "sessions", "settings"])
+        XCTAssertEqual(tables, ["forgotten_folders", "images", "login_failures", "pending_renames", "projects",
+                                "sessions", "settings"])
     }
 
     func testMigrationIsIdempotentAcrossOpens() throws {

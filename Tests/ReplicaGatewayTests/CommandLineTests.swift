@@ -46,12 +46,37 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(flags.logLevel, .warning)
     }
 
+    func testUploadLimitsAndTheProjectsDirectory() throws {
+        guard case .serve(let config) = try CommandLineInterface.parse(
+            ["serve", "--max-file-size", "500M", "--max-files=20", "--max-upload-size", "2g",
+             "--projects-dir", "/mnt/library"], environment: ["HOME": "/h", "REPLICA_MAX_FILES": "7"]) else {
+            return XCTFail("not serve")
+        }
+        XCTAssertEqual(config.uploads.maxFileBytes, 500 << 20)
+        XCTAssertEqual(config.uploads.maxFiles, 20)
+        XCTAssertEqual(config.uploads.maxRequestBytes, 2 << 30)
+        XCTAssertEqual(config.effectiveProjectsDirectory, "/mnt/library")
+        guard case .serve(let defaults) = try CommandLineInterface.parse(["serve", "--data-dir", "/d"],
+                                                                         environment: ["HOME": "/h"]) else {
+            return XCTFail("not serve")
+        }
+        XCTAssertEqual(defaults.effectiveProjectsDirectory, "/d/projects")
+        XCTAssertEqual(defaults.uploads, UploadLimits())
+        XCTAssertEqual(try CommandLineInterface.byteCount("1500", "--x"), 1500)
+        XCTAssertEqual(try CommandLineInterface.byteCount("64KB", "--x"), 65536)
+        XCTAssertEqual(try CommandLineInterface.byteCount("1T", "--x"), 1 << 40)
+        for bad in ["", "0", "-1", "1.5G", "G", "12Q", "99999999999999999999T"] {
+            XCTAssertThrowsError(try CommandLineInterface.byteCount(bad, "--x"), bad)
+        }
+    }
+
     func testBadCommandLinesAreUsageErrors() {
         let bad: [[String]] = [
             [], ["bake"], ["serve", "--port"], ["serve", "--port", "eighty"], ["serve", "--port", "70000"],
             ["serve", "--pin", "12345"], ["serve", "--pin", "abcdef"], ["serve", "--workers", "0"],
             ["serve", "--log-level", "loud"], ["serve", "--tls-cert", "/c"], ["serve", "--frobnicate"],
             ["pin", "--sideways"], ["serve", "--host", "example.org"], ["serve", "--host", "300.1.1.1"],
+            ["serve", "--max-files", "0"], ["serve", "--max-file-size", "big"], ["serve", "--projects-dir="],
         ]
         for arguments in bad {
             XCTAssertThrowsError(try CommandLineInterface.parse(arguments, environment: environment), "\(arguments)") {
