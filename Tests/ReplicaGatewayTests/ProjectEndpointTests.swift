@@ -264,6 +264,10 @@ final class ProjectEndpointTests: XCTestCase {
         XCTAssertEqual(unchanged.body, [])
         XCTAssertEqual(unchanged.header("ETag"), tag)
         XCTAssertTrue(try gateway.get(target, token: token).body == response.body, "a second answer differs")
+        // Clients send lists of tags and weak tags; either names this version.
+        let listed = try gateway.get(target, token: token, headers: ["If-None-Match": "\"other\", W/\(tag)"])
+        XCTAssertEqual(listed.status, 304)
+        XCTAssertEqual(try gateway.get(target, token: token, headers: ["If-None-Match": "\"other\""]).status, 200)
 
         let escaped = try gateway.get("/api/projects/\(project.id)/images/my%20photo.jpg", token: token)
         XCTAssertEqual(escaped.status, 200, escaped.text)
