@@ -177,8 +177,18 @@ final class ProjectLibrary {
 
     /// Each indexed project against its folder: a project whose folder is gone leaves the index; images added
     /// or removed by hand, or changed since they were measured, are indexed anew.
+    ///
+    /// When not one indexed folder is there, the directory is taken for a library that did not mount (an empty
+    /// mount point), and nothing is unindexed: the projects come back when the disk does.
     private func reconcileProjects(store: ProjectStore, logger: Logger, _ report: inout RepairReport) throws {
-        for project in try store.list() {
+        let projects = try store.list()
+        let present = try projects.filter { try FileSystem.status(folder($0.name))?.isDirectory == true }
+        if present.isEmpty && !projects.isEmpty {
+            logger.warning("no project folder is in the projects directory; is the library's disk mounted?",
+                           ["projects.dir": projectsDirectory, "projects.indexed": "\(projects.count)"])
+            return
+        }
+        for project in projects {
             guard try FileSystem.status(folder(project.name))?.isDirectory == true else {
                 logger.warning("project folder is gone; the project leaves the list",
                                ["project.id": project.id, "project.name": project.name])

@@ -265,4 +265,34 @@ final class CrashRecoveryTests: XCTestCase {
         XCTAssertEqual(left, ["Kept"])
         try assertFolder("Kept", holds: kept.photos)
     }
+
+    // MARK: A library that did not mount
+
+    func testAnEmptyProjectsDirectoryUnindexesNothing() throws {
+        var port = try start()
+        var token = try self.token(port)
+        let first = try createProject(port, token, name: "First")
+        _ = try createProject(port, token, name: "Second", seed: 4)
+        gateway?.terminate()
+        gateway?.waitUntilExit()
+
+        // The disk is not mounted: an empty mount point stands where the library was.
+        let mounted = directory + "/disk"
+        try FileManager.default.moveItem(atPath: projectsDirectory, toPath: mounted)
+        try FileManager.default.createDirectory(atPath: projectsDirectory, withIntermediateDirectories: false)
+        port = try start()
+        token = try self.token(port)
+        XCTAssertEqual(try projects(port, token).map { $0["name"] as? String }, ["First", "Second"])
+        gateway?.terminate()
+        gateway?.waitUntilExit()
+
+        try FileManager.default.removeItem(atPath: projectsDirectory)
+        try FileManager.default.moveItem(atPath: mounted, toPath: projectsDirectory)
+        port = try start()
+        token = try self.token(port)
+        let listed = try projects(port, token)
+        XCTAssertEqual(listed.map { $0["name"] as? String }, ["First", "Second"])
+        XCTAssertEqual(listed.first?["id"] as? String, first.id)
+        try assertFolder("First", holds: first.photos)
+    }
 }
