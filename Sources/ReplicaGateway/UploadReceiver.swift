@@ -46,8 +46,9 @@ struct ReceivedUpload {
 
 /// Receives one `multipart/form-data` upload into a staging folder as it arrives.
 ///
-/// Photos are written on the thread pool in pieces of about a megabyte while the socket is paused, so the
-/// gateway holds at most one piece and one socket read per upload, whatever the size. Each photo's CRC-32 is
+/// Photos are written on the thread pool in pieces of about a megabyte while the next piece arrives; the
+/// socket is paused when a piece is ready before the previous one is written, so the gateway holds at most
+/// two pieces and one socket read per upload, whatever the size. Each photo's CRC-32 is
 /// computed as it is written, for the ZIP download. The first bytes of each file decide whether it is a photo
 /// at all; with `skipUnsupported` such files are left out (adding images), otherwise they fail the upload
 /// (creating a project). Whatever ends the upload early (a limit, a malformed body, the client going away)
@@ -87,6 +88,7 @@ final class UploadReceiver {
     /// Work for the pool, run in order while the body is paused.
     private var queued: [() throws -> Void] = []
     private var running = false
+    private var whenDrained: (() -> Void)?
 
     init?(exchange: HTTPExchange, pool: WorkPool, library: ProjectLibrary, limits: UploadLimits,
           skipUnsupported: Bool, completion: @escaping (Result<ReceivedUpload, APIError>) -> Void) {
@@ -142,7 +144,7 @@ final class UploadReceiver {
         } catch {
             return fail(APIError(.badRequest, "Invalid multipart body"))
         }
-        runQueued()
+        drain()
     }
 
     private func bodyEnded() {
@@ -153,13 +155,14 @@ final class UploadReceiver {
             return fail(APIError(.badRequest, "Invalid multipart body: \(error.reason)"))
         }
         queued.append { [directory] in try FileSystem.syncDirectory(directory + "/images") }
-        runQueued { [self] in
+        whenDrained = { [self] in
             finished = true
             exchange.onAbort = nil
             let staged = images.map { StagedImage(record: $0.record, path: $0.path) }
             completion(.success(ReceivedUpload(fields: fields, images: staged, skipped: skipped,
                                                directory: directory)))
         }
+        drain()
     }
 
     // MARK: Parts
@@ -266,18 +269,23 @@ final class UploadReceiver {
 
     // MARK: Disk
 
-    /// Runs what the parts queued, on the pool, with the body paused until it is done; then `next`, once
-    /// nothing is left queued, or else the body flows again.
-    private func runQueued(then next: (() -> Void)? = nil) {
-        guard !running else { return }
+    /// Runs what the parts queued on the pool, one batch at a time, while the body goes on arriving: the
+    /// socket is paused only when a second batch is ready before the first is written, so receiving and
+    /// writing overlap and at most two pieces per upload are held. `whenDrained` runs once all is written.
+    private func drain() {
+        guard !running else {
+            if !queued.isEmpty { exchange.pauseBody() }
+            return
+        }
         guard !queued.isEmpty else {
+            let next = whenDrained
+            whenDrained = nil
             next?()
             return
         }
         let work = queued
         queued = []
         running = true
-        exchange.pauseBody()
         pool.run(throwing: { for step in work { try step() } }, completion: { [self] result in
             running = false
             if case .failure(let error) = result {
@@ -286,11 +294,8 @@ final class UploadReceiver {
             }
             // An upload that failed while this ran cleans up now that nothing of it is in flight.
             guard !finished else { return cleanUp() }
-            if let next {
-                runQueued(then: next)
-            } else {
-                exchange.resumeBody()
-            }
+            exchange.resumeBody()
+            drain()
         })
     }
 
