@@ -33,7 +33,7 @@ extension Gateway {
 
     private func createProject(_ request: Request) throws {
         let exchange = request.exchange
-        let receiver = try makeReceiver(exchange, skipUnsupported: false) { [unowned self] upload in
+        let receiver = try makeReceiver(exchange, skipUnsupported: false) { [self] upload in
             commitProject(upload, exchange)
         }
         startWhenLibraryIsAvailable(receiver, exchange)
@@ -88,7 +88,7 @@ extension Gateway {
         guard !Gateway.isBusy(project.status) else {
             throw APIError(.conflict, "Project is processing or queued; images cannot be added now")
         }
-        let receiver = try makeReceiver(exchange, skipUnsupported: true) { [unowned self] upload in
+        let receiver = try makeReceiver(exchange, skipUnsupported: true) { [self] upload in
             locks.run(project.id) { [self] done in commitImages(upload, projectID: project.id, exchange, done) }
         }
         startWhenLibraryIsAvailable(receiver, exchange)
@@ -131,7 +131,7 @@ extension Gateway {
     private func makeReceiver(_ exchange: HTTPExchange, skipUnsupported: Bool,
                               commit: @escaping (ReceivedUpload) -> Void) throws -> UploadReceiver {
         let receiver = UploadReceiver(exchange: exchange, pool: pool, library: library, limits: uploadLimits,
-                                      skipUnsupported: skipUnsupported) { [unowned self] result in
+                                      skipUnsupported: skipUnsupported) { [self] result in
             switch result {
             case .success(let upload): commit(upload)
             case .failure(let error): fail(exchange, error)

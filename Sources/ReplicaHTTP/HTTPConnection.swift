@@ -7,7 +7,9 @@ import ReplicaCore
 /// Requests are handled one at a time. While a response is unfinished the next pipelined request stays unparsed
 /// in `pendingInput`, and the socket is not read, so a client cannot make the server buffer without bound.
 final class HTTPConnection {
-    unowned let server: HTTPServer
+    // Strong: libuv callbacks for a closed connection (cancelled writes, the close itself) can run after the
+    // gateway has let go of the server at shutdown; the server is freed once its last connection is.
+    let server: HTTPServer
     let tcp: UnsafeMutablePointer<uv_tcp_t>
     let remoteAddress: String
     private let tls: TLSSession?

@@ -295,4 +295,25 @@ final class CrashRecoveryTests: XCTestCase {
         XCTAssertEqual(listed.first?["id"] as? String, first.id)
         try assertFolder("First", holds: first.photos)
     }
+
+    // MARK: Stopping mid-upload
+
+    /// A stop whose grace period ends during an upload closes the connection; the callbacks libuv still owes
+    /// that connection must find the server alive, and the staged files are removed before the loop ends.
+    func testStoppingDuringAnUploadEndsCleanlyAndLeavesNothingStaged() throws {
+        let gateway = try GatewayHarness(dataDirectory: directory) { $0.http.shutdownGracePeriod = 0.3 }
+        let token = try gateway.token()
+        let photo = try photo(3) + [UInt8](repeating: 7, count: 1 << 20)
+        let body = multipart(name: "Interrupted", files: [("slow.jpg", photo)])
+        let client = try RawClient(port: gateway.port)
+        try client.send("POST /api/projects HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\n"
+                        + "Content-Type: \(multipartType)\r\nContent-Length: \(body.count)\r\n\r\n")
+        try client.send(Array(body[0..<(body.count / 2)]))
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while stagingIsEmpty() && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(stagingIsEmpty(), "the upload never reached the disk")
+        gateway.stop()
+        XCTAssertTrue(stagingIsEmpty())
+        XCTAssertFalse(FileManager.default.fileExists(atPath: projectsDirectory + "/Interrupted"))
+    }
 }
