@@ -14,6 +14,7 @@ final class FileStreamer {
     private var file: uv_file = -1
     private var remaining: UInt64 = 0
     private var offset: Int64 = 0
+    private var reading = false
     private let piece: UnsafeMutableRawPointer
     private static let pieceSize = 256 * 1024
 
@@ -60,11 +61,19 @@ final class FileStreamer {
         }
         remaining = stat.st_size
         exchange.beginResponse(status, headers: headers, contentLength: remaining)
+        // A write to a connection that went away never completes; the abort is what closes the file then,
+        // at once or when the read in flight returns.
+        let previous = exchange.onAbort
+        exchange.onAbort = { [self] in
+            previous?()
+            if !reading { finish() }
+        }
         readNext()
     }
 
     private func readNext() {
         guard remaining > 0, !exchange.isHead, !exchange.aborted else { return finish() }
+        reading = true
         let request = makeRequest()
         var buffer = uv_buf_init(piece.assumingMemoryBound(to: CChar.self),
                                  UInt32(min(UInt64(FileStreamer.pieceSize), remaining)))
@@ -75,6 +84,8 @@ final class FileStreamer {
     }
 
     private func didRead(_ count: Int) {
+        reading = false
+        if exchange.aborted { return finish() }
         guard count > 0 else {
             // The file shrank or failed under us: the promised length cannot be met, so drop the connection.
             exchange.logger.error("file read failed mid-response", ["file.path": path, "uv.code": "\(count)"])

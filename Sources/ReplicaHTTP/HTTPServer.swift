@@ -43,6 +43,9 @@ public final class HTTPServer {
     public init(loop: UnsafeMutablePointer<uv_loop_t>, options: HTTPServerOptions = HTTPServerOptions(),
                 tls: TLSContext? = nil, logger: Logger = .silent) throws {
         try options.validate()
+        // libuv writes to sockets with write(2): a peer that has gone away would raise SIGPIPE and kill the
+        // process. Ignored process-wide, the write fails with EPIPE and that one connection closes.
+        signal(SIGPIPE, SIG_IGN)
         self.loop = loop
         self.options = options
         self.tlsContext = tls

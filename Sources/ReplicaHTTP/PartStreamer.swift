@@ -10,8 +10,8 @@ public enum BodyPart {
 }
 
 /// Sends a response body assembled from parts, in order: bytes as given and files read one piece at a time on
-/// the thread pool, each read waiting for the previous write to drain. Memory stays at one piece whatever the
-/// total. Small byte parts are gathered with the data that follows them, so an archive with many small
+/// the thread pool, one piece ahead of the socket: the next read runs while the last piece drains, and no read
+/// starts while a piece waits. Memory stays at two pieces whatever the total. Small byte parts are gathered with the data that follows them, so an archive with many small
 /// headers does not become many small writes.
 ///
 /// The length was promised in the head before the first part was read, so a file that cannot be opened or
@@ -20,11 +20,19 @@ final class PartStreamer {
     private let exchange: HTTPExchange
     private let pool: WorkPool
     private let next: () -> BodyPart?
+    /// Byte parts gathered to go out with the next write.
     private var pending: [UInt8] = []
+    /// A piece read ahead, waiting for the socket.
+    private var ready: [UInt8]?
     private var file: Int32 = -1
     private var filePath = ""
     private var fileOffset: UInt64 = 0
-    private var fileRemaining: UInt64 = 0
+    /// Bytes of the current file not yet asked of the disk.
+    private var fileUnread: UInt64 = 0
+    private var opening = false
+    private var reading = false
+    private var writing = false
+    private var done = false
     static let pieceSize = 256 * 1024
 
     init(exchange: HTTPExchange, pool: WorkPool, next: @escaping () -> BodyPart?) {
@@ -33,82 +41,116 @@ final class PartStreamer {
         self.next = next
     }
 
-    func start() { pump() }
+    func start() {
+        // A write to a connection that went away never completes; the abort is what ends the stream then.
+        let previous = exchange.onAbort
+        exchange.onAbort = { [self] in
+            previous?()
+            pump()
+        }
+        pump()
+    }
 
+    /// Moves everything along that can move: the ready piece to the socket, the next read to the disk (one
+    /// piece ahead of the socket, so reading and sending overlap), and the next part once a file is done.
     private func pump() {
-        guard !exchange.aborted, !exchange.isHead else { return finish() }
-        if file >= 0 { return readPiece() }
+        guard !done else { return }
+        if exchange.aborted || exchange.isHead {
+            // Nothing more will be sent; close only once no read is using the file.
+            return reading || opening ? () : finish()
+        }
+        if !writing, let piece = ready {
+            ready = nil
+            send(piece)
+            // A write that fails at once closes the connection, and the abort ends the stream inside send.
+            guard !done else { return }
+        }
+        if file >= 0 && !reading && ready == nil && fileUnread > 0 { readPiece() }
+        if file >= 0 && !reading && fileUnread == 0 { closeFile() }
+        guard file < 0, !opening, !reading, ready == nil else { return }
         while let part = next() {
             switch part {
             case .bytes(let bytes):
                 pending.append(contentsOf: bytes)
-                if pending.count >= PartStreamer.pieceSize { return flush() }
+                if pending.count >= PartStreamer.pieceSize && !writing { return send([]) }
             case .file(let path, let offset, let length):
                 guard length > 0 else { continue }
                 return open(path, offset: offset, length: length)
             }
         }
-        guard pending.isEmpty else { return flush() }
+        guard !writing else { return }
+        if !pending.isEmpty { return send([]) }
         finish()
     }
 
-    private func flush() {
-        let bytes = pending
+    /// Writes the gathered byte parts and `piece` as one write; the next pump waits for it to drain.
+    private func send(_ piece: [UInt8]) {
+        var bytes = pending
         pending = []
-        exchange.write(bytes) { [self] in pump() }
+        bytes.append(contentsOf: piece)
+        writing = true
+        exchange.write(bytes) { [self] in
+            writing = false
+            pump()
+        }
     }
 
     private func open(_ path: String, offset: UInt64, length: UInt64) {
-        pool.run({ Glibc.open(path, O_RDONLY | O_CLOEXEC) }, completion: { [self] descriptor in
-            guard descriptor >= 0 else { return fail("open failed", path: path, code: errno) }
-            file = descriptor
+        opening = true
+        pool.run({ () -> (descriptor: Int32, error: Int32) in
+            let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            return (descriptor, descriptor < 0 ? errno : 0)
+        }, completion: { [self] result in
+            opening = false
+            guard result.descriptor >= 0 else { return fail("open failed", path: path, code: result.error) }
+            file = result.descriptor
             filePath = path
             fileOffset = offset
-            fileRemaining = length
+            fileUnread = length
             pump()
         })
     }
 
     private func readPiece() {
-        let count = Int(min(UInt64(PartStreamer.pieceSize), fileRemaining))
+        let count = Int(min(UInt64(PartStreamer.pieceSize), fileUnread))
         let descriptor = file, offset = off_t(fileOffset)
-        var carried = pending
-        pending = []
+        fileOffset += UInt64(count)
+        fileUnread -= UInt64(count)
+        reading = true
         pool.run({ () -> (bytes: [UInt8], error: Int32) in
-            let start = carried.count
-            carried += [UInt8](repeating: 0, count: count)
+            var bytes = [UInt8](repeating: 0, count: count)
             var filled = 0
             while filled < count {
-                let n = carried.withUnsafeMutableBytes {
-                    pread(descriptor, $0.baseAddress! + start + filled, count - filled, offset + off_t(filled))
+                let n = bytes.withUnsafeMutableBytes {
+                    pread(descriptor, $0.baseAddress! + filled, count - filled, offset + off_t(filled))
                 }
                 if n < 0 && errno == EINTR { continue }
                 // A file shorter than promised is as fatal as a failed read: the length is already sent.
-                if n <= 0 { return (carried, n < 0 ? errno : ENODATA) }
+                if n <= 0 { return (bytes, n < 0 ? errno : ENODATA) }
                 filled += n
             }
-            return (carried, 0)
+            return (bytes, 0)
         }, completion: { [self] result in
-            guard result.error == 0 else {
-                return fail("read failed", path: filePath, code: result.error)
-            }
-            fileOffset += UInt64(count)
-            fileRemaining -= UInt64(count)
-            if fileRemaining == 0 { closeFile() }
-            exchange.write(result.bytes) { [self] in pump() }
+            reading = false
+            guard result.error == 0 else { return fail("read failed", path: filePath, code: result.error) }
+            ready = result.bytes
+            pump()
         })
     }
 
     private func fail(_ message: String, path: String, code: Int32) {
         exchange.logger.error("streamed response cut short: \(message)",
                               ["file.path": path, "errno": "\(code)"])
+        done = true
         closeFile()
         exchange.connection?.close()
     }
 
     private func finish() {
+        done = true
         closeFile()
-        exchange.endResponse()
+        // After an abort there is no response left to end: the connection is closing.
+        if !exchange.aborted { exchange.endResponse() }
     }
 
     private func closeFile() {
@@ -121,7 +163,7 @@ final class PartStreamer {
 
 extension HTTPExchange {
     /// Streams a body of exactly `contentLength` bytes made of `parts`, which `next` hands out one at a time
-    /// (nil when done); files are read on `pool`. The parts must add up to `contentLength`.
+    /// (nil when done, and on every call after); files are read on `pool`. The parts must add up to `contentLength`.
     public func respondParts(_ status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(),
                              contentLength: UInt64, pool: WorkPool, next: @escaping () -> BodyPart?) {
         guard !hasResponded else { return }

@@ -316,4 +316,36 @@ final class CrashRecoveryTests: XCTestCase {
         XCTAssertTrue(stagingIsEmpty())
         XCTAssertFalse(FileManager.default.fileExists(atPath: projectsDirectory + "/Interrupted"))
     }
+
+    // MARK: Clients that leave mid-download
+
+    private func openDescriptors() -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).count
+    }
+
+    /// A client that goes away during the ZIP must not leave the file being read open in the gateway.
+    func testADownloadCutShortClosesItsFiles() throws {
+        let gateway = try GatewayHarness(dataDirectory: directory)
+        defer { gateway.stop() }
+        let token = try gateway.token()
+        let filler = [UInt8](repeating: 1, count: 2 << 20)
+        let files = try (0..<6).map { ("big\($0).jpg", try photo($0) + filler) }
+        let created = try send(gateway.port, "POST", "/api/projects", token: token,
+                               body: multipart(name: "Big", files: files), type: multipartType)
+        let id = try XCTUnwrap(created.json["id"] as? String, created.text)
+        let baseline = openDescriptors()
+        for _ in 0..<5 {
+            let client = try RawClient(port: gateway.port)
+            try client.send("GET /api/projects/\(id)/images/download HTTP/1.1\r\nHost: t\r\n"
+                            + "Authorization: Bearer \(token)\r\n\r\n")
+            XCTAssertEqual(try client.readResponse(forHead: true).status, 200)
+        }
+        // The clients are gone; within a moment so are the gateway's descriptors for them and their files.
+        let deadline = Date(timeIntervalSinceNow: 5)
+        while openDescriptors() > baseline && Date() < deadline { usleep(50_000) }
+        let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).map {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)) ?? $0
+        }
+        XCTAssertLessThanOrEqual(open.count, baseline, "\(open.sorted())")
+    }
 }
