@@ -11,8 +11,8 @@ public enum BodyPart {
 
 /// Sends a response body assembled from parts, in order: bytes as given and files read one piece at a time on
 /// the thread pool, one piece ahead of the socket: the next read runs while the last piece drains, and no read
-/// starts while a piece waits. Memory stays at two pieces whatever the total. Small byte parts are gathered with the data that follows them, so an archive with many small
-/// headers does not become many small writes.
+/// starts while a piece waits. Memory stays at two pieces whatever the total. Small byte parts are gathered
+/// with the data that follows them, so an archive with many small headers does not become many small writes.
 ///
 /// The length was promised in the head before the first part was read, so a file that cannot be opened or
 /// ends early cannot be reported to the client any more: the connection is dropped and the failure logged.
