@@ -85,7 +85,7 @@ final class UploadReceiver {
     /// Bytes gathered before a write is queued.
     private static let writePiece = 1 << 20
 
-    /// Work for the pool, run in order while the body is paused.
+    /// Work for the pool, run in order, one batch at a time (`drain`).
     private var queued: [() throws -> Void] = []
     private var running = false
     private var whenDrained: (() -> Void)?
