@@ -13,34 +13,3 @@ enum CrashPoint {
         kill(getpid(), SIGKILL)
     }
 }
-
-/// Runs the changes to one project one after another, on the loop thread: a rename, a delete and the commit
-/// of an upload to the same project never overlap on disk.
-final class ProjectLocks {
-    private var waiting: [String: [(@escaping () -> Void) -> Void]] = [:]
-
-    /// Calls `body` once no earlier change to the project is in flight; `body` calls `done` when it is over.
-    func run(_ projectID: String, _ body: @escaping (_ done: @escaping () -> Void) -> Void) {
-        if waiting[projectID] != nil {
-            waiting[projectID]!.append(body)
-            return
-        }
-        waiting[projectID] = []
-        start(projectID, body)
-    }
-
-    private func start(_ projectID: String, _ body: @escaping (@escaping () -> Void) -> Void) {
-        var released = false
-        body { [self] in
-            guard !released else { return }
-            released = true
-            guard var queue = waiting[projectID], !queue.isEmpty else {
-                waiting[projectID] = nil
-                return
-            }
-            let next = queue.removeFirst()
-            waiting[projectID] = queue
-            start(projectID, next)
-        }
-    }
-}

@@ -27,6 +27,8 @@ public final class Gateway: HTTPServerDelegate {
     let uploadLimits: UploadLimits
     let clock: WallClock
     let locks = ProjectLocks()
+    /// Thumbnails being made (decoded) at once: one per core.
+    let thumbnailMaking = ConcurrencyLimit(max(1, ProcessInfo.processInfo.activeProcessorCount))
     private var router = Router<Endpoint>()
 
     /// The routes served, as method and pattern (`/api/projects/:id`).

@@ -279,24 +279,41 @@ extension Gateway {
         let source = library.imagePath(project.name, fileName)
         let cache = library.thumbnailsDirectory(project.name)
         pool.run(throwing: {
-            try ThumbnailCache.thumbnail(source: source, fileName: fileName, cacheDirectory: cache)
+            try ThumbnailCache.cached(source: source, fileName: fileName, cacheDirectory: cache)
         }, completion: { [self] result in
-            switch result {
-            case .success(let thumbnail):
-                var headers: HTTPHeaders = ["Content-Type": "image/jpeg", "ETag": thumbnail.entityTag,
-                                            "Cache-Control": "private, no-cache"]
-                if Gateway.matches(exchange.head.headers["If-None-Match"], thumbnail.entityTag) {
-                    headers.remove(name: "Content-Type")
-                    return exchange.respond(.notModified, headers: headers)
-                }
-                exchange.respond(.ok, headers: headers, body: thumbnail.jpeg)
-            case .failure(ThumbnailCache.Failure.sourceMissing):
-                fail(exchange, APIError(.notFound, "Image not found"))
-            case .failure(let error):
-                exchange.logger.warning("thumbnail failed", ["error": "\(error)", "image": fileName])
-                fail(exchange, APIError(.internalServerError, "Failed to generate thumbnail"))
+            guard case .success(nil) = result else {
+                return answerThumbnail(exchange, result.map { $0! }, fileName: fileName)
+            }
+            // A miss decodes the whole photo: a few at a time, so a burst of requests for large images can
+            // neither take every pool thread from the uploads nor hold many decoded photos in memory at once.
+            thumbnailMaking.run { [self] done in
+                pool.run(throwing: {
+                    try ThumbnailCache.make(source: source, fileName: fileName, cacheDirectory: cache)
+                }, completion: { [self] made in
+                    done()
+                    answerThumbnail(exchange, made, fileName: fileName)
+                })
             }
         })
+    }
+
+    private func answerThumbnail(_ exchange: HTTPExchange, _ result: Result<ThumbnailCache.Result, Error>,
+                                 fileName: String) {
+        switch result {
+        case .success(let thumbnail):
+            var headers: HTTPHeaders = ["Content-Type": "image/jpeg", "ETag": thumbnail.entityTag,
+                                        "Cache-Control": "private, no-cache"]
+            if Gateway.matches(exchange.head.headers["If-None-Match"], thumbnail.entityTag) {
+                headers.remove(name: "Content-Type")
+                return exchange.respond(.notModified, headers: headers)
+            }
+            exchange.respond(.ok, headers: headers, body: thumbnail.jpeg)
+        case .failure(ThumbnailCache.Failure.sourceMissing):
+            fail(exchange, APIError(.notFound, "Image not found"))
+        case .failure(let error):
+            exchange.logger.warning("thumbnail failed", ["error": "\(error)", "image": fileName])
+            fail(exchange, APIError(.internalServerError, "Failed to generate thumbnail"))
+        }
     }
 
     private func downloadImages(_ request: Request) throws {

@@ -18,14 +18,18 @@ enum ThumbnailCache {
         case undecodable(ImageIOError)
     }
 
-    static func thumbnail(source: String, fileName: String, cacheDirectory: String) throws -> Result {
-        guard let status = try FileSystem.status(source), status.isRegularFile else { throw Failure.sourceMissing }
-        let version = "\(status.size)-" + String(status.modifiedNanoseconds, radix: 16)
-        let tag = "\"" + version + "\""
-        let cached = cacheDirectory + "/" + fileName + "@" + version + ".jpg"
-        if let bytes = FileManager.default.contents(atPath: cached), !bytes.isEmpty {
-            return Result(jpeg: [UInt8](bytes), entityTag: tag)
-        }
+    /// The cached thumbnail of the photo's current version, or nil when it must be made. Cheap: a stat and,
+    /// on a hit, one small read.
+    static func cached(source: String, fileName: String, cacheDirectory: String) throws -> Result? {
+        let version = try self.version(of: source)
+        let bytes = FileManager.default.contents(atPath: cachePath(fileName, version, in: cacheDirectory))
+        guard let bytes, !bytes.isEmpty else { return nil }
+        return Result(jpeg: [UInt8](bytes), entityTag: "\"" + version + "\"")
+    }
+
+    /// Decodes the photo, makes its thumbnail and keeps it. Costly: a whole decode, up to the pixel budget.
+    static func make(source: String, fileName: String, cacheDirectory: String) throws -> Result {
+        let version = try self.version(of: source)
         guard let data = FileManager.default.contents(atPath: source) else { throw Failure.sourceMissing }
         let jpeg: [UInt8]
         do {
@@ -34,8 +38,19 @@ enum ThumbnailCache {
             throw Failure.undecodable(error)
         }
         // The cache is an optimisation: failing to keep the thumbnail must not fail the answer.
-        try? store(jpeg, at: cached, replacingVersionsOf: fileName, in: cacheDirectory)
-        return Result(jpeg: jpeg, entityTag: tag)
+        try? store(jpeg, at: cachePath(fileName, version, in: cacheDirectory), replacingVersionsOf: fileName,
+                   in: cacheDirectory)
+        return Result(jpeg: jpeg, entityTag: "\"" + version + "\"")
+    }
+
+    /// `<size>-<mtime in hex nanoseconds>` of the photo as it is on disk now.
+    private static func version(of source: String) throws -> String {
+        guard let status = try FileSystem.status(source), status.isRegularFile else { throw Failure.sourceMissing }
+        return "\(status.size)-" + String(status.modifiedNanoseconds, radix: 16)
+    }
+
+    private static func cachePath(_ fileName: String, _ version: String, in directory: String) -> String {
+        directory + "/" + fileName + "@" + version + ".jpg"
     }
 
     private static func store(_ jpeg: [UInt8], at path: String, replacingVersionsOf fileName: String,
