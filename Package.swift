@@ -45,7 +45,9 @@ let package = Package(
                                "COpenSSL", "CFileSystem"]),
 
         .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway", "ReplicaHTTP"]),
-        .executableTarget(name: "replica-worker", dependencies: ["ReplicaProtocol"]),
+        // The worker's side of the worker protocol and its task runners, one file per pipeline step.
+        .target(name: "ReplicaWorker", dependencies: ["ReplicaProtocol", "ReplicaImageIO", "ReplicaCore"]),
+        .executableTarget(name: "replica-worker", dependencies: ["ReplicaWorker", "ReplicaProtocol"]),
 
         .target(name: "ReplicaTestSupport", dependencies: ["ReplicaCore"], path: "Tests/ReplicaTestSupport"),
         .testTarget(name: "ReplicaCoreTests", dependencies: ["ReplicaCore", "ReplicaTestSupport"]),
@@ -58,6 +60,8 @@ let package = Package(
                     dependencies: ["ReplicaGateway", "ReplicaHTTP", "ReplicaCore", "ReplicaProtocol",
                                    "ReplicaImageIO", "ReplicaTestSupport"],
                     resources: [.copy("Golden")]),
+        .testTarget(name: "ReplicaWorkerTests",
+                    dependencies: ["ReplicaWorker", "ReplicaProtocol", "ReplicaImageIO", "ReplicaTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

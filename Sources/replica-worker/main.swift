@@ -1,15 +1,16 @@
 import Foundation
 import ReplicaProtocol
+import ReplicaWorker
 
-// The reconstruction worker's executable. The gateway will start it with `uv_spawn` and speak the worker
-// protocol over its stdin and stdout; until that protocol and its task runner exist, the executable only
-// identifies itself, and refuses to run rather than pretend to take tasks.
+// The reconstruction worker's executable. The gateway starts it and speaks the worker protocol over its
+// stdin and stdout (protocol/worker-protocol.md); its log goes to stderr.
 
 let usage = """
     USAGE: replica-worker [--version | --help]
 
     A reconstruction worker process. The gateway (replica-link) starts and supervises its workers;
-    it is not meant to be run by hand.
+    it is not meant to be run by hand. Without arguments it speaks the worker protocol on stdin and
+    stdout and logs to stderr.
 
     """
 
@@ -19,8 +20,11 @@ case "--version":
     FileHandle.standardOutput.write(Data("replica-worker \(APIVersion.current)\n".utf8))
 case "--help", "-h":
     FileHandle.standardOutput.write(Data(usage.utf8))
-default:
-    FileHandle.standardError.write(Data(("replica-worker: this build has no task runner yet; "
-                                         + "it cannot take tasks\n").utf8))
-    exit(69)  // EX_UNAVAILABLE
+case nil:
+    // A gateway that went away shows as a failed write and the end of stdin, not as a fatal signal.
+    signal(SIGPIPE, SIG_IGN)
+    exit(WorkerLoop(input: STDIN_FILENO, output: STDOUT_FILENO).run())
+case let other?:
+    FileHandle.standardError.write(Data("replica-worker: unknown argument '\(other)'\n\n\(usage)".utf8))
+    exit(64)  // EX_USAGE
 }
