@@ -158,15 +158,6 @@ public final class HTTPExchange {
         connection.exchangeEnded(self)
     }
 
-    /// Streams a file from disk in pieces, never holding it whole; calls `failure` (before anything was sent)
-    /// when the file cannot be opened, so the handler can answer 404 or 500.
-    public func respondFile(path: String, status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(),
-                            failure: @escaping (UVError) -> Void) {
-        guard let connection else { return }
-        FileStreamer(exchange: self, loop: connection.server.loop, path: path, status: status,
-                     headers: headers, failure: failure).start()
-    }
-
     func abort() {
         guard !aborted else { return }
         aborted = true

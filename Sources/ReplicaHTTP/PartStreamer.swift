@@ -41,6 +41,16 @@ final class PartStreamer {
         self.next = next
     }
 
+    /// Streams `length` bytes of a file already open as `descriptor`, which the streamer then owns: the file
+    /// whose length the head promised is the file sent, even if the path is replaced meanwhile.
+    convenience init(exchange: HTTPExchange, pool: WorkPool, openFile descriptor: Int32, path: String,
+                     length: UInt64) {
+        self.init(exchange: exchange, pool: pool, next: { nil })
+        file = descriptor
+        filePath = path
+        fileUnread = length
+    }
+
     func start() {
         // A write to a connection that went away never completes; the abort is what ends the stream then.
         let previous = exchange.onAbort
@@ -162,6 +172,38 @@ final class PartStreamer {
 }
 
 extension HTTPExchange {
+    /// Streams a file from disk in pieces, never holding it whole; calls `failure` (before anything was sent)
+    /// when the file cannot be opened or is not a regular file, so the handler can answer 404 or 500.
+    public func respondFile(path: String, status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(),
+                            failure: @escaping (UVError) -> Void) {
+        guard let connection, !hasResponded else { return }
+        let pool = WorkPool(loop: connection.server.loop)
+        pool.run({ HTTPExchange.openRegularFile(path) }, completion: { [self] opened in
+            switch opened {
+            case .failure(let error):
+                failure(error)
+            case .success(let (descriptor, length)):
+                guard !aborted else { return pool.run({ close(descriptor) }, completion: { _ in }) }
+                beginResponse(status, headers: headers, contentLength: length)
+                PartStreamer(exchange: self, pool: pool, openFile: descriptor, path: path, length: length).start()
+            }
+        })
+    }
+
+    /// Opens a regular file for reading and measures it; blocking, for the pool.
+    private static func openRegularFile(_ path: String) -> Result<(Int32, UInt64), UVError> {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return .failure(UVError(-errno, "open \(path)")) }
+        var info = stat()
+        let measured = fstat(descriptor, &info) == 0
+        guard measured, info.st_mode & S_IFMT == S_IFREG else {
+            let code = measured ? EISDIR : errno
+            close(descriptor)
+            return .failure(UVError(-code, "stat \(path)"))
+        }
+        return .success((descriptor, UInt64(info.st_size)))
+    }
+
     /// Streams a body of exactly `contentLength` bytes made of `parts`, which `next` hands out one at a time
     /// (nil when done, and on every call after); files are read on `pool`. The parts must add up to `contentLength`.
     public func respondParts(_ status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(),
