@@ -124,22 +124,25 @@ enum FileSystem {
         let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw FileSystemError(code: errno, operation: "create", path: temporary) }
-        var ok = true
-        bytes.withUnsafeBytes { raw in
-            var written = 0
-            while written < raw.count {
-                let n = write(descriptor, raw.baseAddress! + written, raw.count - written)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { ok = false; break }
-                written += n
-            }
-        }
-        let synced = ok && fsync(descriptor) == 0
-        close(descriptor)
-        guard synced, rename(temporary, path) == 0 else {
-            let code = errno
+        do {
+            defer { close(descriptor) }
+            try bytes.withUnsafeBytes { try writeAll($0, to: descriptor, path: temporary) }
+            try check(fsync(descriptor), "fsync", temporary)
+            try check(rename(temporary, path), "rename to \(path)", temporary)
+        } catch {
             unlink(temporary)
-            throw FileSystemError(code: code, operation: "write", path: path)
+            throw error
+        }
+    }
+
+    /// Writes every byte, retrying short writes and interruptions.
+    static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw FileSystemError(code: n < 0 ? errno : EIO, operation: "write", path: path) }
+            offset += n
         }
     }
 }

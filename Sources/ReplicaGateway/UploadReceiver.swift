@@ -364,13 +364,7 @@ final class StagedFile {
         for piece in pieces {
             try piece.withUnsafeBytes { raw in
                 crc.update(raw)
-                var offset = 0
-                while offset < raw.count {
-                    let n = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                    if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { throw FileSystemError(code: errno, operation: "write", path: path) }
-                    offset += n
-                }
+                try FileSystem.writeAll(raw, to: descriptor, path: path)
             }
             written += UInt64(piece.count)
         }
