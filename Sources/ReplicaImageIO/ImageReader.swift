@@ -24,6 +24,7 @@ public enum ImageReader {
             }
         }.get()
         decoded.pixels = decoded.pixels.oriented(decoded.metadata.orientation)
+        decoded.metadata.appliedOrientation = decoded.metadata.orientation
         decoded.metadata.orientation = 1
         return decoded
     }

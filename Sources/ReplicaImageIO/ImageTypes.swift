@@ -41,6 +41,9 @@ public struct ImageMetadata: Equatable, Sendable {
     public var focalLength35mmMillimetres: Double?
     /// EXIF orientation 1–8 of the stored pixels (1: as stored); decoders that apply it report 1.
     public var orientation: Int = 1
+    /// The EXIF orientation `ImageReader` turned upright, 1–8 (1: the pixels were stored upright, or the decoder
+    /// applied the orientation itself, as libheif and LibRaw do).
+    public var appliedOrientation: Int = 1
     /// Size of the full image as stored (before orientation and any reduced-scale decode), in pixels.
     public var storedWidth: Int = 0
     public var storedHeight: Int = 0

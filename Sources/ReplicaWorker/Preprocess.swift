@@ -239,6 +239,7 @@ struct PreprocessFacts {
         fields["format"] = .string(format.rawValue)
         fields["maxDimension"] = .number(Double(inputs.maxDimension))
         fields["jpegQuality"] = .number(Double(PreprocessTask.jpegQuality))
+        fields["orientation"] = .number(Double(metadata.appliedOrientation))
         fields["make"] = metadata.make.map(JSONValue.string) ?? .null
         fields["model"] = metadata.model.map(JSONValue.string) ?? .null
         fields["focalLengthMillimetres"] = metadata.focalLengthMillimetres.map(JSONValue.number) ?? .null

@@ -73,6 +73,7 @@ final class ImageReaderTests: XCTestCase {
         XCTAssertEqual(decoded.format, .tiff)
         XCTAssertEqual([decoded.pixels.width, decoded.pixels.height], [4, 6], "orientation 6 turns 6×4 into 4×6")
         XCTAssertEqual(decoded.metadata.orientation, 1)
+        XCTAssertEqual(decoded.metadata.appliedOrientation, 6)
         let stored = PixelBuffer(width: 6, height: 4, channels: 3,
                                  bytes: TestPattern.bytes(width: 6, height: 4, channels: 3))
         XCTAssertEqual(decoded.pixels, stored.oriented(6))

@@ -78,6 +78,7 @@ final class PreprocessTests: XCTestCase {
         XCTAssertEqual(facts["originalWidth"], .number(2832))
         XCTAssertEqual(facts["originalHeight"], .number(2128))
         XCTAssertEqual(facts["maxDimension"], .number(512))
+        XCTAssertEqual(facts["orientation"], .number(Double(photo.metadata.appliedOrientation)))
         XCTAssertEqual(facts["make"], photo.metadata.make.map(JSONValue.string) ?? .null)
         XCTAssertEqual(facts["model"], photo.metadata.model.map(JSONValue.string) ?? .null)
         XCTAssertEqual(facts["focalLengthMillimetres"],
