@@ -48,6 +48,7 @@ public final class RawClient {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw ClientError("send: \(String(cString: strerror(errno)))") }
             offset += n
         }
@@ -59,9 +60,12 @@ public final class RawClient {
         guard remaining > 0 else { throw ClientError("timed out waiting for the server") }
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let ready = poll(&poller, 1, Int32(remaining * 1000) + 1)
+        // A signal (SIGCHLD, when the gateway under test runs workers in this process) interrupts the wait.
+        if ready < 0 && errno == EINTR { return try fill(deadline: deadline) }
         guard ready > 0 else { throw ClientError("timed out waiting for the server") }
         var chunk = [UInt8](repeating: 0, count: 65536)
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 && errno == EINTR { return try fill(deadline: deadline) }
         guard n > 0 else { return false }
         buffer.append(contentsOf: chunk[0..<n])
         return true
@@ -151,8 +155,11 @@ public final class RawClient {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while deadline.timeIntervalSinceNow > 0 {
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&poller, 1, Int32(deadline.timeIntervalSinceNow * 1000) + 1) > 0 else { return .open }
+            let ready = poll(&poller, 1, Int32(deadline.timeIntervalSinceNow * 1000) + 1)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { return .open }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
             if n > 0 { buffer.append(contentsOf: chunk[0..<n]); continue }
             return n == 0 ? .closed : .reset
         }
