@@ -42,7 +42,7 @@ let package = Package(
         // Routes, auth, sessions, configuration; SQLite lives here.
         .target(name: "ReplicaGateway",
                 dependencies: ["ReplicaCore", "ReplicaProtocol", "ReplicaHTTP", "ReplicaImageIO", "CSQLite",
-                               "COpenSSL", "CFileSystem"]),
+                               "COpenSSL", "CFileSystem", "CLibUV"]),
 
         .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway", "ReplicaHTTP"]),
         // The worker's side of the worker protocol and its task runners, one file per pipeline step.
@@ -59,6 +59,7 @@ let package = Package(
         .testTarget(name: "ReplicaGatewayTests",
                     dependencies: ["ReplicaGateway", "ReplicaHTTP", "ReplicaCore", "ReplicaProtocol",
                                    "ReplicaImageIO", "ReplicaTestSupport"],
+                    exclude: ["Fixtures"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "ReplicaWorkerTests",
                     dependencies: ["ReplicaWorker", "ReplicaProtocol", "ReplicaImageIO", "ReplicaTestSupport"]),
