@@ -99,7 +99,7 @@ public struct Logger: Sendable {
         return line
     }
 
-    static func timestamp(_ date: Date) -> String {
+    public static func timestamp(_ date: Date) -> String {
         let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         var t = time_t(millis / 1000)
         var parts = tm()

@@ -107,6 +107,50 @@ public enum GatewaySchema {
             forgotten_at REAL NOT NULL
         );
         """,
+        // 4: computations. A job is one compute request with the options it was given; its tasks form a graph
+        // (task_dependencies) that workers run; warnings are what a person should see about the job.
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            options TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            last_stage TEXT,
+            state TEXT NOT NULL,
+            progress REAL NOT NULL DEFAULT 0,
+            error_message TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL
+        );
+        CREATE INDEX jobs_by_state ON jobs(state, created_at);
+        CREATE INDEX jobs_by_project ON jobs(project_id);
+        CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            stage TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            image TEXT,
+            inputs TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            result TEXT,
+            message TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX tasks_by_job ON tasks(job_id);
+        CREATE TABLE task_dependencies (
+            task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            depends_on INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            PRIMARY KEY (task_id, depends_on)
+        ) WITHOUT ROWID;
+        CREATE TABLE job_warnings (
+            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            image TEXT,
+            message TEXT NOT NULL
+        );
+        CREATE INDEX job_warnings_by_job ON job_warnings(job_id);
+        """,
     ]
 }
 
@@ -249,6 +293,9 @@ public final class Database {
 
     /// Rows changed by the most recent INSERT, UPDATE or DELETE.
     public var changes: Int { Int(sqlite3_changes(connection.handle)) }
+
+    /// The rowid of the last row inserted on this connection.
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(connection.handle) }
 
     // MARK: Transactions and migrations
 

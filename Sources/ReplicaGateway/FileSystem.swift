@@ -135,6 +135,14 @@ enum FileSystem {
         }
     }
 
+    /// Appends to a file, creating it (mode 0600); one `write` for a line, so lines from one process stay whole.
+    static func append(_ bytes: [UInt8], to path: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw FileSystemError(code: errno, operation: "open", path: path) }
+        defer { close(descriptor) }
+        try bytes.withUnsafeBytes { try writeAll($0, to: descriptor, path: path) }
+    }
+
     /// Writes every byte, retrying short writes and interruptions.
     static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, path: String) throws {
         var offset = 0

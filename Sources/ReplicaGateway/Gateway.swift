@@ -26,6 +26,7 @@ public final class Gateway: HTTPServerDelegate {
     let pool: WorkPool
     let uploadLimits: UploadLimits
     let clock: WallClock
+    let scheduler: JobScheduler
     let locks = ProjectLocks()
     /// Thumbnails being made (decoded) at once: one per core.
     let thumbnailMaking = ConcurrencyLimit(max(1, ProcessInfo.processInfo.activeProcessorCount))
@@ -36,7 +37,7 @@ public final class Gateway: HTTPServerDelegate {
     private let healthBody: [UInt8]
 
     init(logger: Logger, auth: Authenticator, projects: ProjectStore, library: ProjectLibrary, pool: WorkPool,
-         uploadLimits: UploadLimits, clock: WallClock) {
+         uploadLimits: UploadLimits, clock: WallClock, scheduler: JobScheduler) {
         self.logger = logger
         self.auth = auth
         self.projects = projects
@@ -44,6 +45,7 @@ public final class Gateway: HTTPServerDelegate {
         self.pool = pool
         self.uploadLimits = uploadLimits
         self.clock = clock
+        self.scheduler = scheduler
         healthBody = HealthResponse().jsonBytes
         addRoutes()
     }
@@ -66,6 +68,7 @@ public final class Gateway: HTTPServerDelegate {
             send(request.exchange, project)
         }
         addProjectRoutes()
+        addComputeRoutes()
     }
 
     func add(_ method: HTTPMethod, _ pattern: String, auth: Bool = true,

@@ -15,6 +15,8 @@ public struct GatewayConfiguration: Equatable, Sendable {
     public var fixedPin: String?
     /// Reconstruction worker processes; the number of cores by default.
     public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// The argv that starts one worker (`CommandTemplate.split`); nil means `CommandTemplate.defaultWorkerCommand`.
+    public var workerCommand: [String]?
     /// The least severe level written to the logs.
     public var logLevel: LogLevel = .info
     /// PEM certificate chain and key for HTTPS; both or neither.
@@ -26,6 +28,8 @@ public struct GatewayConfiguration: Equatable, Sendable {
     public var uploads = UploadLimits()
     /// HTTP limits and timeouts; not on the command line, tests and embedders set them.
     public var http = HTTPLimitsSetting()
+    /// The worker pool's timeouts and extra environment; not on the command line, tests set them.
+    public var workerTiming = WorkerTimingSetting()
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 
@@ -46,6 +50,9 @@ public struct GatewayConfiguration: Equatable, Sendable {
         }
         guard (0...65535).contains(port) else { throw OptionsError("--port must be 0–65535, not \(port)") }
         guard workers >= 1 && workers <= 1024 else { throw OptionsError("--workers must be 1–1024, not \(workers)") }
+        if let workerCommand, workerCommand.first?.isEmpty ?? true {
+            throw OptionsError("--worker-command must name the program that starts a worker")
+        }
         if let pin = fixedPin, !PinStore.isValidPin(pin) {
             throw OptionsError("--pin must be exactly 6 digits")
         }

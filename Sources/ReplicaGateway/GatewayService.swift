@@ -14,6 +14,7 @@ public final class GatewayService {
     private let ownsSink: LogFileSink?
     private let loop: UnsafeMutablePointer<uv_loop_t>
     private var server: HTTPServer?
+    private var workers: WorkerPool?
     private(set) var gateway: Gateway?
     private var pins: PinStore?
     private var stopSignal: UnsafeMutablePointer<uv_async_t>?
@@ -67,8 +68,15 @@ public final class GatewayService {
         let library = ProjectLibrary(projectsDirectory: configuration.effectiveProjectsDirectory)
         let report = try library.repair(store: projects, logger: logger)
         if report != ProjectLibrary.RepairReport() { logger.info("project library repaired", report.metadata) }
+        let files = WorkPool(loop: loop)
+        let scheduler = JobScheduler(jobs: JobStore(database: database, clock: clock), projects: projects,
+                                     library: library, files: files, logger: logger, clock: clock)
+        let workers = WorkerPool(loop: loop, options: workerOptions(), logger: logger)
+        workers.delegate = scheduler
+        scheduler.dispatcher = workers
+        try scheduler.resume()
         let gateway = Gateway(logger: logger, auth: auth, projects: projects, library: library,
-                              pool: WorkPool(loop: loop), uploadLimits: configuration.uploads, clock: clock)
+                              pool: files, uploadLimits: configuration.uploads, clock: clock, scheduler: scheduler)
         let tls = try configuration.tlsCertificatePath.map {
             try TLSContext(certificatePath: $0, keyPath: configuration.tlsKeyPath!)
         }
@@ -78,6 +86,8 @@ public final class GatewayService {
                           fallbackPorts: configuration.portFallbackCount)
         self.server = server
         self.gateway = gateway
+        self.workers = workers
+        workers.start()
         self.pins = pins
         installStopSignal()
         if handleSignals { installSignalHandlers() }
@@ -98,6 +108,18 @@ public final class GatewayService {
     /// Begins a graceful stop; safe from any thread.
     public func requestStop() {
         if let stopSignal { uv_async_send(stopSignal) }
+    }
+
+    /// The worker pool as configured: `--workers` processes of `--worker-command`, logs beside the gateway's.
+    private func workerOptions() -> WorkerPoolOptions {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        var options = WorkerPoolOptions(command: configuration.workerCommand
+                                            ?? CommandTemplate.defaultWorkerCommand(executablePath: executable),
+                                        count: configuration.workers,
+                                        logDirectory: configuration.dataDirectory + "/logs")
+        configuration.workerTiming.apply(to: &options)
+        return options
     }
 
     private func httpOptions() -> HTTPServerOptions {
@@ -177,6 +199,8 @@ public final class GatewayService {
             closeHandle(purgeTimer)
             self.purgeTimer = nil
         }
+        // The workers stop with the server: their tasks in flight go back to pending, for the next start.
+        workers?.shutdown { [self] in workers = nil }
         server.shutdown { [self] in
             if let stopSignal { closeHandle(stopSignal) }
             stopSignal = nil
@@ -186,5 +210,27 @@ public final class GatewayService {
 
     private func closeHandle<T>(_ handle: UnsafeMutablePointer<T>) {
         uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)) { $0?.deallocate() }
+    }
+}
+
+/// The worker pool's timing as a configuration value; not on the command line, tests shorten it. Each nil keeps
+/// the protocol's default (`WorkerPoolOptions`).
+public struct WorkerTimingSetting: Equatable, Sendable {
+    /// Seconds without a line before a worker counts as hung.
+    public var silenceTimeout: Double?
+    /// Seconds a new worker has to say hello.
+    public var helloTimeout: Double?
+    /// Seconds before the first restart of a failed worker.
+    public var restartDelay: Double?
+    /// Extra environment variables for the workers (tests tell a fake worker how to misbehave).
+    public var environment: [String: String] = [:]
+
+    public init() {}
+
+    func apply(to options: inout WorkerPoolOptions) {
+        silenceTimeout.map { options.silenceTimeout = $0 }
+        helloTimeout.map { options.helloTimeout = $0 }
+        restartDelay.map { options.restartDelay = $0 }
+        options.environment.merge(environment) { $1 }
     }
 }

@@ -225,6 +225,10 @@ extension Gateway {
         locks.run(id) { [self] done in
             do {
                 let project = try projects.existing(id: id)
+                // A job of the project stops first: its workers must not write into a folder on its way out.
+                if try scheduler.cancel(projectID: id) {
+                    exchange.logger.info("computation cancelled by delete", ["project.id": id])
+                }
                 guard deleteFiles else {
                     try projects.forget(id: id, folderName: project.name)
                     done()

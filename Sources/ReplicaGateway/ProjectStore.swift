@@ -98,6 +98,17 @@ final class ProjectStore {
         try database.run("DELETE FROM forgotten_folders WHERE name = ?", [.text(folderName)])
     }
 
+    /// Sets the computation fields the API reports; `modelDetail` nil keeps the detail of the model there.
+    func updateComputation(projectID: String, status: String, progress: Double, stage: String, errorMessage: String,
+                           modelDetail: String? = nil) throws {
+        try database.run("""
+            UPDATE projects SET status = ?, progress = ?, processing_stage = ?, error_message = ?,
+                                model_detail = coalesce(?, model_detail)
+            WHERE id = ?
+            """, [.text(status), .real(progress), .text(stage), .text(errorMessage),
+                  modelDetail.map { .text($0) } ?? .null, .text(projectID)])
+    }
+
     // MARK: Renames
 
     /// Records the intent before the folder moves; fails (a constraint error) when one is already in flight.

@@ -165,3 +165,14 @@ public struct AddImagesResponse: Codable, Equatable, Sendable {
         self.addedCount = addedCount
     }
 }
+
+/// `POST /api/projects/:id/compute` (202, `queued`) and `…/cancel` (200, `ready`) answers: the project's new status.
+public struct ProjectStatusChange: Codable, Equatable, Sendable {
+    public var id: String
+    public var status: String
+
+    public init(id: String, status: String) {
+        self.id = id
+        self.status = status
+    }
+}

@@ -204,3 +204,9 @@ extension AddImagesResponse: JSONBody {
         writer.object { $0.field("addedCount", addedCount); $0.field("imageCount", imageCount) }
     }
 }
+
+extension ProjectStatusChange: JSONBody {
+    public func write(to writer: inout JSONWriter) {
+        writer.object { $0.field("id", id); $0.field("status", status) }
+    }
+}

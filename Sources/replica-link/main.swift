@@ -58,6 +58,7 @@ do {
     case .version: printConsole("replica-link \(CommandLineInterface.version)")
     case .pin(let dataDirectory, let regenerate): showPin(dataDirectory: dataDirectory, regenerate: regenerate)
     case .serve(let configuration): serve(configuration)
+    case .reconstruct(let options): reconstruct(options)
     }
 } catch {
     fail("\(error)\nRun 'replica-link --help' for usage.", status: 64)

@@ -42,8 +42,8 @@ final class DatabaseTests: TemporaryDirectoryTestCase {
         try database.forEachRow("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") {
             tables.append($0.string(at: 0) ?? "")
         }
-        XCTAssertEqual(tables, ["forgotten_folders", "images", "login_failures", "pending_renames", "projects",
-                                "sessions", "settings"])
+        XCTAssertEqual(tables, ["forgotten_folders", "images", "job_warnings", "jobs", "login_failures",
+                                "pending_renames", "projects", "sessions", "settings", "task_dependencies", "tasks"])
     }
 
     func testMigrationIsIdempotentAcrossOpens() throws {

@@ -77,10 +77,107 @@ final class CommandLineTests: XCTestCase {
             ["serve", "--log-level", "loud"], ["serve", "--tls-cert", "/c"], ["serve", "--frobnicate"],
             ["pin", "--sideways"], ["serve", "--host", "example.org"], ["serve", "--host", "300.1.1.1"],
             ["serve", "--max-files", "0"], ["serve", "--max-file-size", "big"], ["serve", "--projects-dir="],
+            ["serve", "--worker-command", "run \"open"], ["serve", "--worker-command="], ["serve", "--worker-command"],
         ]
         for arguments in bad {
             XCTAssertThrowsError(try CommandLineInterface.parse(arguments, environment: environment), "\(arguments)") {
                 XCTAssertTrue($0 is UsageError, "\(arguments): \($0)")
+            }
+        }
+    }
+
+    func testWorkerCommandComesFromTheEnvironmentOrTheFlag() throws {
+        let env = ["HOME": "/h", "REPLICA_WORKER_COMMAND": "ssh node7 '/opt/replica/bin/replica-worker'"]
+        guard case .serve(let fromEnv) = try CommandLineInterface.parse(["serve"], environment: env),
+              case .serve(let fromFlag) = try CommandLineInterface.parse(
+                ["serve", "--worker-command=srun --quiet -N1 replica-worker"], environment: env),
+              case .serve(let byDefault) = try CommandLineInterface.parse(["serve"], environment: environment) else {
+            return XCTFail("not serve")
+        }
+        XCTAssertEqual(fromEnv.workerCommand, ["ssh", "node7", "/opt/replica/bin/replica-worker"])
+        XCTAssertEqual(fromFlag.workerCommand, ["srun", "--quiet", "-N1", "replica-worker"])
+        XCTAssertNil(byDefault.workerCommand, "nil: the runner picks the worker beside the executable")
+
+        guard case .reconstruct(let reconstruct) = try CommandLineInterface.parse(
+            ["reconstruct", "--images", "p"], environment: env.merging(["REPLICA_WORKERS": "5"]) { $1 }) else {
+            return XCTFail("not reconstruct")
+        }
+        XCTAssertEqual(reconstruct.workerCommand, fromEnv.workerCommand)
+        XCTAssertEqual(reconstruct.workers, 5)
+
+        var config = GatewayConfiguration(dataDirectory: "/d")
+        config.workerCommand = []
+        XCTAssertThrowsError(try config.validate())
+        config.workerCommand = ["replica-worker"]
+        XCTAssertNoThrow(try config.validate())
+    }
+
+    func testReconstructDefaults() throws {
+        let env = ["HOME": "/h", "REPLICA_LOG_LEVEL": "debug", "REPLICA_DATA_DIR": "/srv", "REPLICA_PORT": "1"]
+        let command = try CommandLineInterface.parse(["reconstruct", "--images", "photos"], environment: env)
+        XCTAssertEqual(command, .reconstruct(ReconstructOptions(imagesDirectory: "photos")))
+        guard case .reconstruct(let options) = command else { return XCTFail("not reconstruct") }
+        XCTAssertEqual(options.imagesDirectory, "photos")
+        XCTAssertEqual(options.detail, "medium")
+        XCTAssertNil(options.workDirectory)
+        XCTAssertNil(options.outputPath)
+        XCTAssertNil(options.stopAfter)
+        XCTAssertEqual(options.workers, ProcessInfo.processInfo.activeProcessorCount)
+        XCTAssertNil(options.workerCommand)
+        XCTAssertEqual(options.logLevel, .warning, "a server's REPLICA_LOG_LEVEL would drown the progress display")
+        XCTAssertNil(options.progressStyle)
+    }
+
+    func testReconstructFlagsInBothForms() throws {
+        let command = try CommandLineInterface.parse(
+            ["reconstruct", "--images=../shoot 1", "--detail", "FULL", "--work-dir", "work", "--output=out/model.usdz",
+             "--stop-after", "Pre-Processing", "--workers=3", "--worker-command", #"ssh "node 7" replica-worker"#,
+             "--log-level=info", "--progress", "lines"], environment: environment)
+        var expected = ReconstructOptions(imagesDirectory: "../shoot 1", detail: "full", workDirectory: "work",
+                                          outputPath: "out/model.usdz", stopAfter: .preProcessing, workers: 3,
+                                          workerCommand: ["ssh", "node 7", "replica-worker"], logLevel: .info,
+                                          progressStyle: .lines)
+        XCTAssertEqual(command, .reconstruct(expected), "relative paths stay as given")
+        for level in ReconstructOptions.detailLevels {
+            expected = ReconstructOptions(imagesDirectory: "p", detail: level, stopAfter: .preProcessing,
+                                          progressStyle: .bar)
+            XCTAssertEqual(try CommandLineInterface.parse(
+                ["reconstruct", "--detail=\(level)", "--images", "p", "--stop-after=pre-processing",
+                 "--progress=bar"], environment: environment), .reconstruct(expected))
+        }
+        XCTAssertEqual(try CommandLineInterface.parse(["reconstruct", "--images", "p", "--help"],
+                                                      environment: environment), .help(CommandLineInterface.helpText))
+    }
+
+    func testBadReconstructCommandLinesSayWhatIsWrong() {
+        let env = ["HOME": "/h"]
+        let images = ["--images", "p"]
+        let bad: [([String], String)] = [
+            ([], "--images"), (["--images"], "--images needs a value"), (["--images="], "--images"),
+            (images + ["--detail", "custom"], "custom"),
+            (images + ["--detail", "ultra"], "preview, reduced, medium, full, raw"),
+            (images + ["--stop-after", "meshing"], "pre-processing"),
+            (images + ["--stop-after"], "--stop-after needs a value"),
+            (images + ["--workers", "0"], "--workers"), (images + ["--workers", "many"], "--workers"),
+            (images + ["--log-level", "loud"], "trace"), (images + ["--progress", "fancy"], "bar or lines"),
+            (images + ["--work-dir="], "--work-dir"), (images + ["--output="], "--output"),
+            (images + ["--worker-command", "'open"], "--worker-command"),
+            (images + ["--worker-command="], "--worker-command"),
+            (images + ["--worker-command", "''"], "--worker-command"),
+            (images + ["--port", "1"], "'--port'"), (images + ["photos"], "'photos'"),
+            (images + ["--frobnicate"], "'--frobnicate'"),
+        ]
+        for (extra, message) in bad {
+            let arguments = ["reconstruct"] + extra
+            XCTAssertThrowsError(try CommandLineInterface.parse(arguments, environment: env), "\(arguments)") {
+                XCTAssertTrue($0 is UsageError, "\(arguments): \($0)")
+                XCTAssertTrue("\($0)".contains(message), "\(arguments): '\($0)' lacks '\(message)'")
+            }
+        }
+        for variable in [["REPLICA_WORKER_COMMAND": "run \""], ["REPLICA_WORKERS": "-2"]] {
+            for verb in [["serve"], ["reconstruct", "--images", "p"]] {
+                XCTAssertThrowsError(try CommandLineInterface.parse(verb, environment: env.merging(variable) { $1 }),
+                                     "\(verb) \(variable)") { XCTAssertTrue($0 is UsageError, "\($0)") }
             }
         }
     }

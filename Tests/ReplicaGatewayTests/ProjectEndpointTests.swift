@@ -138,19 +138,29 @@ final class ProjectEndpointTests: XCTestCase {
 
     func testBusyProjectsCannotBeRenamedOrGrow() throws {
         let photos = try Photos.kermit(4)
-        var gateway = try GatewayHarness()
+        // One worker whose tasks take half a minute: the first project computed holds it, the second waits.
+        let worker = try FakeWorker.command("ok")
+        let gateway = try GatewayHarness { configuration in
+            configuration.workerCommand = worker
+            configuration.workers = 1
+            configuration.workerTiming.environment = ["FAKE_WORKER_TASK_SECONDS": "30"]
+        }
         defer { gateway.stopAndRemove() }
-        var token = try gateway.token()
+        let token = try gateway.token()
         let spinning = try gateway.create("Spinning", [photos[0]], token: token)
         let waiting = try gateway.create("Waiting", [photos[1]], token: token)
         let idle = try gateway.create("Idle", [photos[2]], token: token)
         XCTAssertEqual(try gateway.get("/api/status", token: token).json["pollInterval"] as? Int, 10)
 
-        // Compute is not served yet: the states are set in the index while the gateway is stopped.
-        gateway.stop()
-        try setStatus(["processing": spinning.id, "queued": waiting.id], in: gateway.dataDirectory)
-        gateway = try GatewayHarness(dataDirectory: gateway.dataDirectory)
-        token = try gateway.token()
+        for busy in [spinning, waiting] {
+            let queued = try gateway.sendJSON("POST", "/api/projects/\(busy.id)/compute", token: token, "{}")
+            XCTAssertEqual(queued.status, 202, queued.text)
+        }
+        let started = eventually(timeout: 10) {
+            (try? gateway.project(spinning.id, token: token))?.status == "processing"
+        }
+        XCTAssertTrue(started, "the first project never started:\n"
+                      + gateway.log.lines.suffix(20).joined(separator: "\n"))
 
         let status = try gateway.get("/api/status", token: token)
         let polled = try decode(StatusList.self, status, keys: ["projects", "pollInterval"])
@@ -171,6 +181,40 @@ final class ProjectEndpointTests: XCTestCase {
         let rename = try gateway.sendJSON("PUT", "/api/projects/\(idle.id)", token: token, #"{"name":"Moved"}"#)
         XCTAssertEqual(rename.status, 200, rename.text)
         XCTAssertEqual(gateway.visibleFolders(), ["Moved", "Spinning", "Waiting"])
+
+        for busy in [spinning, waiting] {
+            let cancelled = try gateway.sendJSON("POST", "/api/projects/\(busy.id)/cancel", token: token, "")
+            XCTAssertEqual(cancelled.status, 200, cancelled.text)
+            XCTAssertEqual(try gateway.project(busy.id, token: token).status, "ready")
+        }
+    }
+
+    func testABusyStatusWithNoJobBehindItIsReadyAgainAtStartUp() throws {
+        let photos = try Photos.kermit(2)
+        var gateway = try GatewayHarness()
+        defer { gateway.stopAndRemove() }
+        let stuck = try gateway.create("Stuck", [photos[0]], token: try gateway.token())
+        let waiting = try gateway.create("Waiting", [photos[1]], token: try gateway.token())
+
+        // The index says busy, but no job stands behind either status (its row lost, or the index edited by hand):
+        // they would wait for ever.
+        gateway.stop()
+        try setStatus(["processing": stuck.id, "queued": waiting.id], in: gateway.dataDirectory)
+        gateway = try GatewayHarness(dataDirectory: gateway.dataDirectory)
+        let token = try gateway.token()
+
+        let status = try gateway.get("/api/status", token: token)
+        let polled = try decode(StatusList.self, status, keys: ["projects", "pollInterval"])
+        XCTAssertEqual(polled.pollInterval, 10)
+        for id in [stuck.id, waiting.id] {
+            let project = try gateway.project(id, token: token)
+            XCTAssertEqual([project.status, project.processingStage, project.errorMessage], ["ready", "", ""])
+            XCTAssertEqual(project.progress, 0)
+            let cancel = try gateway.sendJSON("POST", "/api/projects/\(id)/cancel", token: token, "")
+            assertAPIError(cancel, 404, "Project is not processing or queued")
+        }
+        let warnings = gateway.log.lines.filter { $0.contains("project had no job behind its status") }
+        XCTAssertEqual(warnings.count, 2, "\(warnings)")
     }
 
     // MARK: Delete

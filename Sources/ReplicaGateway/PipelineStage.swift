@@ -1,0 +1,37 @@
+import ReplicaProtocol
+
+/// One stage of a reconstruction, as the API's `processingStage` names it (Object Capture's terms), in
+/// pipeline order. A stage exists here only once a task runner computes it.
+public enum PipelineStage: String, CaseIterable, Comparable, Sendable {
+    case preProcessing = "Pre-Processing"
+
+    /// The name on the command line (`--stop-after pre-processing`): lowercase, words joined by `-`.
+    public var commandLineName: String { rawValue.lowercased().replacingOccurrences(of: " ", with: "-") }
+
+    /// The stage a command-line name or an API name names, letter case ignored; nil when none does.
+    public init?(name: String) {
+        let wanted = name.lowercased()
+        guard let stage = Self.allCases.first(where: {
+            $0.commandLineName == wanted || $0.rawValue.lowercased() == wanted
+        }) else { return nil }
+        self = stage
+    }
+
+    /// The task kind that runs the stage's tasks.
+    var taskKind: TaskKind {
+        switch self {
+        case .preProcessing: return .preprocess
+        }
+    }
+
+    /// The stage's share of a whole job's progress, relative to the other stages' (their sum need not be 1).
+    var progressWeight: Double {
+        switch self {
+        case .preProcessing: return 0.05
+        }
+    }
+
+    public static func < (a: PipelineStage, b: PipelineStage) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
