@@ -47,6 +47,10 @@ let package = Package(
         .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway", "ReplicaHTTP"]),
         // The worker's side of the worker protocol and its task runners, one file per pipeline step.
         .target(name: "ReplicaWorker", dependencies: ["ReplicaProtocol", "ReplicaImageIO", "ReplicaCore"]),
+        // Vectors, rotations, rigid motions, pinhole cameras and meshes: the vocabulary of every geometric stage.
+        .target(name: "ReplicaGeometry"),
+        // Ground truth and how close a result is to it: synthetic scenes, the datasets' truth, the metrics.
+        .target(name: "ReplicaEvaluation", dependencies: ["ReplicaGeometry", "ReplicaImageIO"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaWorker", "ReplicaProtocol"]),
 
         .target(name: "ReplicaTestSupport", dependencies: ["ReplicaCore"], path: "Tests/ReplicaTestSupport"),
@@ -61,6 +65,8 @@ let package = Package(
                                    "ReplicaImageIO", "ReplicaTestSupport"],
                     exclude: ["Fixtures"],
                     resources: [.copy("Golden")]),
+        .testTarget(name: "ReplicaEvaluationTests",
+                    dependencies: ["ReplicaEvaluation", "ReplicaGeometry", "ReplicaImageIO"]),
         .testTarget(name: "ReplicaWorkerTests",
                     dependencies: ["ReplicaWorker", "ReplicaProtocol", "ReplicaImageIO", "ReplicaTestSupport"]),
     ],
