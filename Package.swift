@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "replica-link", targets: ["replica-link"]),
         .executable(name: "replica-worker", targets: ["replica-worker"]),
+        .executable(name: "replica-bench", targets: ["replica-bench"]),
         // For the fuzzing package in Fuzz/, which builds the decoders with sanitizers.
         .library(name: "ReplicaImageIO", targets: ["ReplicaImageIO"]),
     ],
@@ -51,6 +52,7 @@ let package = Package(
         .target(name: "ReplicaGeometry"),
         // Ground truth and how close a result is to it: synthetic scenes, the datasets' truth, the metrics.
         .target(name: "ReplicaEvaluation", dependencies: ["ReplicaGeometry", "ReplicaImageIO"]),
+        .executableTarget(name: "replica-bench", dependencies: ["ReplicaEvaluation"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaWorker", "ReplicaProtocol"]),
 
         .target(name: "ReplicaTestSupport", dependencies: ["ReplicaCore"], path: "Tests/ReplicaTestSupport"),

@@ -38,7 +38,7 @@ final class ProjectLocks {
         lock.run { [self] done in
             body {
                 done()
-                if lock.isIdle { locks[projectID] = nil }
+                if lock.isIdle { self.locks[projectID] = nil }
             }
         }
     }
