@@ -140,15 +140,19 @@ final class JobScheduler: WorkerPoolDelegate {
 
     // MARK: - Handing out tasks
 
-    /// Gives ready tasks to idle workers until either runs out.
+    /// Gives ready tasks to idle workers until either runs out. A job whose next task no idle worker can run
+    /// (a kind only some workers have) waits without holding up the others.
     func pump() {
         guard let dispatcher else { return }
-        while let job = nextJob(), let taskID = job.ready.first, let task = job.tasks[taskID],
-              dispatcher.idleWorkers(for: task.kind) > 0 {
+        var waiting = Set<String>()
+        while let job = nextJob(skipping: waiting), let taskID = job.ready.first, let task = job.tasks[taskID] {
             let assignment = TaskAssignment(taskId: Self.wireID(job: job.record.id, task: taskID), kind: task.kind,
                                             workDirectory: job.folder + "/work", inputs: task.inputs,
                                             attempt: task.attempts + 1)
-            guard dispatcher.dispatch(assignment) else { return }
+            guard dispatcher.idleWorkers(for: task.kind) > 0, dispatcher.dispatch(assignment) else {
+                waiting.insert(job.record.id)
+                continue
+            }
             job.ready.removeFirst()
             job.running[taskID] = 0
             if job.record.state == .queued { start(job) }
@@ -156,9 +160,9 @@ final class JobScheduler: WorkerPoolDelegate {
     }
 
     /// The job whose turn it is: fewest tasks running, then oldest, among those with a task ready.
-    private func nextJob() -> ActiveJob? {
+    private func nextJob(skipping waiting: Set<String>) -> ActiveJob? {
         var best: ActiveJob?
-        for id in order {
+        for id in order where !waiting.contains(id) {
             guard let job = active[id], !job.ready.isEmpty else { continue }
             if best == nil || job.running.count < best!.running.count { best = job }
         }

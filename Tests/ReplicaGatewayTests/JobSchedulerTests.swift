@@ -12,8 +12,11 @@ private final class FakeDispatcher: TaskDispatcher {
 
     init(workers: Int) { idle = workers }
 
+    /// Tasks no worker takes (as if only some workers could run them).
+    var refuses: (TaskAssignment) -> Bool = { _ in false }
+
     func dispatch(_ task: TaskAssignment) -> Bool {
-        guard idle > 0 else { return false }
+        guard idle > 0, !refuses(task) else { return false }
         idle -= 1
         sent.append(task)
         return true
@@ -139,6 +142,19 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(folders.map { ($0 as NSString).lastPathComponent }, ["older", "newer", "older"])
         XCTAssertEqual(try status(older).status, "processing")
         XCTAssertEqual(try status(newer).status, "processing")
+    }
+
+    func testAJobNoWorkerCanServeNowDoesNotHoldUpTheOthers() throws {
+        let (stuck, stuckNames) = try makeProject("stuck", images: 2)
+        let (free, freeNames) = try makeProject("free", images: 2)
+        dispatcher.refuses = { $0.workDirectory.hasSuffix("/stuck/work") }
+        try scheduler.submit(project: stuck, images: stuckNames, options: ComputeOptions())
+        try scheduler.submit(project: free, images: freeNames, options: ComputeOptions())
+        let sent = dispatcher.received(2)
+        XCTAssertEqual(sent.map { ($0.workDirectory as NSString).deletingLastPathComponent }.map {
+            ($0 as NSString).lastPathComponent
+        }, ["free", "free"])
+        XCTAssertEqual(try status(stuck).status, "queued")
     }
 
     func testALostTaskIsRetriedAndTheThirdLossFailsTheJobNamingThePhoto() throws {
