@@ -25,6 +25,8 @@ let package = Package(
         // No pkgConfig: libraw.pc adds -fopenmp, which the Swift driver does not take; the module map links it.
         .systemLibrary(name: "CLibRaw", providers: [.apt(["libraw-dev"])]),
         .systemLibrary(name: "CExif", pkgConfig: "libexif", providers: [.apt(["libexif-dev"])]),
+        // No pkgConfig: Debian's libvlfeat-dev ships no .pc file; the module map links libvl by name.
+        .systemLibrary(name: "CVLFeat", path: "Sources/CVLFeat", providers: [.apt(["libvlfeat-dev"])]),
         // renameat2 (no-clobber renames), which glibc hides behind _GNU_SOURCE.
         .systemLibrary(name: "CFileSystem"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -47,11 +49,16 @@ let package = Package(
 
         .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway", "ReplicaHTTP"]),
         // The worker's side of the worker protocol and its task runners, one file per pipeline step.
-        .target(name: "ReplicaWorker", dependencies: ["ReplicaProtocol", "ReplicaImageIO", "ReplicaCore"]),
+        .target(name: "ReplicaWorker",
+                dependencies: ["ReplicaProtocol", "ReplicaImageIO", "ReplicaCore", "ReplicaReconstruction"]),
         // Vectors, rotations, rigid motions, pinhole cameras and meshes: the vocabulary of every geometric stage.
         .target(name: "ReplicaGeometry"),
         // Ground truth and how close a result is to it: synthetic scenes, the datasets' truth, the metrics.
         .target(name: "ReplicaEvaluation", dependencies: ["ReplicaGeometry", "ReplicaImageIO"]),
+        // Reconstruction: features, matching, geometry, SfM, bundle adjustment. SIFT comes from VLFeat;
+        // ReplicaCore only for OptionsError, which every options struct's validate() throws.
+        .target(name: "ReplicaReconstruction",
+                dependencies: ["ReplicaGeometry", "ReplicaImageIO", "ReplicaCore", "CVLFeat"]),
         .executableTarget(name: "replica-bench", dependencies: ["ReplicaEvaluation"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaWorker", "ReplicaProtocol"]),
 
@@ -70,7 +77,10 @@ let package = Package(
         .testTarget(name: "ReplicaEvaluationTests",
                     dependencies: ["ReplicaEvaluation", "ReplicaGeometry", "ReplicaImageIO"]),
         .testTarget(name: "ReplicaWorkerTests",
-                    dependencies: ["ReplicaWorker", "ReplicaProtocol", "ReplicaImageIO", "ReplicaTestSupport"]),
+                    dependencies: ["ReplicaWorker", "ReplicaProtocol", "ReplicaImageIO", "ReplicaTestSupport",
+                                   "ReplicaReconstruction"]),
+        .testTarget(name: "ReplicaReconstructionTests",
+                    dependencies: ["ReplicaReconstruction", "ReplicaImageIO", "ReplicaGeometry"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -65,6 +65,8 @@ public struct TaskKind: RawRepresentable, Codable, Hashable, Sendable, Expressib
 
     /// One image: decode, orientation, EXIF focal length, working-resolution copy.
     public static let preprocess: TaskKind = "preprocess"
+    /// One image: SIFT keypoints and descriptors of its working copy.
+    public static let features: TaskKind = "features"
 }
 
 // MARK: - Free-form JSON

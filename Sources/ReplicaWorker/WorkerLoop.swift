@@ -15,7 +15,7 @@ import Darwin
 /// worker cannot accept, 78 after `reject`. The loop never closes the descriptors it was given.
 public final class WorkerLoop: @unchecked Sendable {
     /// The task kinds this worker runs, as `hello` announces them.
-    public static let capabilities: [TaskKind] = [.preprocess]
+    public static let capabilities: [TaskKind] = [.preprocess, .features]
 
     private let input: Int32
     private let output: LineWriter
@@ -172,6 +172,7 @@ public final class WorkerLoop: @unchecked Sendable {
     private func runTask(_ assignment: TaskAssignment, sink: TaskSink) throws(TaskError) -> TaskOutcome {
         switch assignment.kind {
         case .preprocess: return try PreprocessTask(assignment).run(sink)
+        case .features: return try DetectFeaturesTask(assignment).run(sink)
         default:
             throw TaskError.failed(message: "this worker cannot run tasks of kind '\(assignment.kind)'",
                                    retryable: false, image: nil)

@@ -10,7 +10,7 @@ final class WorkerProtocolTests: XCTestCase {
     private static let awkward = "quote \" backslash \\ newline \n tab \t é 漢 🙂"
 
     private static let workerSamples: [(full: WorkerMessage, minimal: WorkerMessage)] = [
-        (.hello(WorkerHello(workerVersion: "1.0", pid: 4242, capabilities: [.preprocess, "features"])),
+        (.hello(WorkerHello(workerVersion: "1.0", pid: 4242, capabilities: [.preprocess, .features])),
          .hello(WorkerHello(workerVersion: "1.0", pid: 1, capabilities: [.preprocess]))),
         (.progress(TaskProgress(taskId: "t-1", fraction: 0.25, message: awkward)),
          .progress(TaskProgress(taskId: "t-1", fraction: 1))),

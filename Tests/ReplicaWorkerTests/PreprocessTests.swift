@@ -6,27 +6,7 @@ import XCTest
 
 /// The Pre-Processing task on real photos: the working copy, its sidecar, idempotence, bad input and
 /// cancellation, both through the worker loop and called directly.
-final class PreprocessTests: XCTestCase {
-    private var harness: WorkerHarness!
-    private var project: TestProject!
-
-    override func setUp() {
-        harness = WorkerHarness()
-        project = TestProject()
-    }
-
-    override func tearDown() {
-        harness.tearDown()
-        project.remove()
-    }
-
-    private func welcomed() -> LoopRun {
-        let run = harness.startLoop(heartbeatInterval: 0.1)
-        XCTAssertEqual(harness.next()?.type, "hello")
-        harness.send(.welcome(WorkerWelcome()))
-        return run
-    }
-
+final class PreprocessTests: WorkerTaskTestCase {
     private func sidecar(_ stem: String) throws -> [String: JSONValue] {
         let data = try Data(contentsOf: project.work.appendingPathComponent("images/\(stem).json"))
         return try JSONDecoder().decode([String: JSONValue].self, from: data)

@@ -264,3 +264,27 @@ final class RecordingSink: TaskSink {
     func warning(_ message: String, image: String?) { warnings.append((message, image)) }
     var shouldStop: Bool { stopAfter.map { progress.count >= $0 } ?? false }
 }
+
+/// A test of one task runner: a harness playing the gateway and a project folder, made fresh for each test.
+class WorkerTaskTestCase: XCTestCase {
+    var harness: WorkerHarness!
+    var project: TestProject!
+
+    override func setUp() {
+        harness = WorkerHarness()
+        project = TestProject()
+    }
+
+    override func tearDown() {
+        harness.tearDown()
+        project.remove()
+    }
+
+    /// A worker loop past its handshake.
+    func welcomed() -> LoopRun {
+        let run = harness.startLoop(heartbeatInterval: 0.1)
+        XCTAssertEqual(harness.next()?.type, "hello")
+        harness.send(.welcome(WorkerWelcome()))
+        return run
+    }
+}

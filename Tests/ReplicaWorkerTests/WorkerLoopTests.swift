@@ -24,7 +24,7 @@ final class WorkerLoopTests: XCTestCase {
         let run = harness.startLoop(heartbeatInterval: 0.05)
         guard case .hello(let hello) = harness.next() else { return XCTFail("no hello first") }
         XCTAssertEqual(hello, WorkerHello(protocolVersion: 1, workerVersion: "9.9-test", pid: 4242,
-                                          capabilities: ["preprocess"]))
+                                          capabilities: ["preprocess", "features"]))
         // Heartbeats start only after welcome, whatever their interval.
         XCTAssertNil(harness.next(includingHeartbeats: true, timeout: 0.3))
         harness.closeInput()
@@ -114,12 +114,13 @@ final class WorkerLoopTests: XCTestCase {
 
     func testATaskOfAnotherKindFailsWithoutRetry() {
         let run = welcomed()
-        harness.send(.task(TaskAssignment(taskId: "t-9", kind: "features", workDirectory: "/nowhere/work",
+        // A kind no worker of this build runs.
+        harness.send(.task(TaskAssignment(taskId: "t-9", kind: "teleport", workDirectory: "/nowhere/work",
                                           inputs: [:])))
         guard case .failure(let failure)? = harness.answer().end else { return XCTFail("no failure") }
         XCTAssertEqual(failure.taskId, "t-9")
         XCTAssertFalse(failure.retryable)
-        XCTAssertTrue(failure.message.contains("features"), failure.message)
+        XCTAssertTrue(failure.message.contains("'teleport'"), failure.message)
         harness.send(.shutdown(WorkerShutdown()))
         XCTAssertEqual(run.status(), 0)
     }
