@@ -27,6 +27,9 @@ let package = Package(
         .systemLibrary(name: "CExif", pkgConfig: "libexif", providers: [.apt(["libexif-dev"])]),
         // No pkgConfig: Debian's libvlfeat-dev ships no .pc file; the module map links libvl by name.
         .systemLibrary(name: "CVLFeat", path: "Sources/CVLFeat", providers: [.apt(["libvlfeat-dev"])]),
+        // OpenBLAS (found with pkg-config: its CBLAS header lives in a per-variant folder) and LAPACKE.
+        .systemLibrary(name: "CLinearAlgebra", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         // renameat2 (no-clobber renames), which glibc hides behind _GNU_SOURCE.
         .systemLibrary(name: "CFileSystem"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -55,10 +58,11 @@ let package = Package(
         .target(name: "ReplicaGeometry"),
         // Ground truth and how close a result is to it: synthetic scenes, the datasets' truth, the metrics.
         .target(name: "ReplicaEvaluation", dependencies: ["ReplicaGeometry", "ReplicaImageIO"]),
-        // Reconstruction: features, matching, geometry, SfM, bundle adjustment. SIFT comes from VLFeat;
+        // Reconstruction: features, matching, geometry, SfM, bundle adjustment. SIFT comes from VLFeat, dense
+        // linear algebra from OpenBLAS and LAPACKE;
         // ReplicaCore only for OptionsError, which every options struct's validate() throws.
         .target(name: "ReplicaReconstruction",
-                dependencies: ["ReplicaGeometry", "ReplicaImageIO", "ReplicaCore", "CVLFeat"]),
+                dependencies: ["ReplicaGeometry", "ReplicaImageIO", "ReplicaCore", "CVLFeat", "CLinearAlgebra"]),
         .executableTarget(name: "replica-bench", dependencies: ["ReplicaEvaluation"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaWorker", "ReplicaProtocol"]),
 

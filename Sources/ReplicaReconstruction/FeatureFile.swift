@@ -87,33 +87,10 @@ public extension FeatureSet {
     /// Writes the file at `path` through `<path>.partial`, flushed, then renamed into place, so a reader never
     /// sees half a file; the temporary file is removed when writing fails.
     func write(to path: String) throws(FeatureFileError) {
-        let partial = path + ".partial"
-        let bytes = encoded()
-        let descriptor = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw Self.systemError(partial, "cannot create") }
-        var written = 0
-        while written < bytes.count {
-            let result = bytes.withUnsafeBytes {
-                Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written)
-            }
-            if result < 0 && errno == EINTR { continue }
-            guard result > 0 else {
-                let error = Self.systemError(partial, "cannot write")
-                close(descriptor)
-                unlink(partial)
-                throw error
-            }
-            written += result
-        }
-        guard fsync(descriptor) == 0, close(descriptor) == 0 else {
-            let error = Self.systemError(partial, "cannot flush")
-            unlink(partial)
-            throw error
-        }
-        guard rename(partial, path) == 0 else {
-            let error = Self.systemError(partial, "cannot rename")
-            unlink(partial)
-            throw error
+        do {
+            try WorkFile.writeAtomically(encoded(), to: path)
+        } catch {
+            throw FeatureFileError(path: error.path, reason: error.reason)
         }
     }
 
@@ -135,9 +112,5 @@ public extension FeatureSet {
     private static func word(_ bytes: [UInt8], at offset: Int) -> UInt32 {
         UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
             | UInt32(bytes[offset + 3]) << 24
-    }
-
-    private static func systemError(_ path: String, _ action: String) -> FeatureFileError {
-        FeatureFileError(path: path, reason: "\(action): \(String(cString: strerror(errno)))")
     }
 }
