@@ -165,7 +165,7 @@ enum SurfaceSampler {
             cumulativeArea.append(total)
         }
         guard total > 0 else { return [] }
-        var random = SplitMixGenerator(seed: seed)
+        var random = SplitMix64Generator(seed: seed)
         return (0..<count).map { _ in
             let (a, b, c) = mesh.corners(triangle(at: random.unit() * total, in: cumulativeArea))
             // The square root makes the density uniform over the triangle rather than crowded at `a`.

@@ -108,7 +108,7 @@ public enum SimilarityAlignment {
         precondition(source.count == target.count, "a similarity is fitted to pairs of points")
         precondition(extent > 0, "the threshold is a fraction of a positive length")
         let threshold = options.inlierThreshold * extent
-        var random = SplitMixGenerator(seed: options.seed)
+        var random = SplitMix64Generator(seed: options.seed)
         var best: (inliers: Int, cost: Double, similarity: Similarity3)?
         for _ in 0..<options.iterations {
             guard let sample = sampleTriple(source.count, &random),
@@ -154,7 +154,7 @@ public enum SimilarityAlignment {
     /// The matrix `a · bᵀ`.
     private static func outer(_ a: Vector3, _ b: Vector3) -> Matrix3 { Matrix3(rows: b * a.x, b * a.y, b * a.z) }
 
-    private static func sampleTriple(_ count: Int, _ random: inout SplitMixGenerator) -> [Int]? {
+    private static func sampleTriple(_ count: Int, _ random: inout SplitMix64Generator) -> [Int]? {
         guard count >= 3 else { return nil }
         var chosen: [Int] = []
         while chosen.count < 3 {
@@ -193,23 +193,4 @@ public enum MetricsError: Error, Equatable, CustomStringConvertible {
         case .missingTruth(let message): return "missing truth: \(message)"
         }
     }
-}
-
-/// SplitMix64 (Steele, Lea and Flood): a small, fast generator whose sequence depends only on its seed, so
-/// sampled metrics are reproducible.
-struct SplitMixGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A double uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
 }
