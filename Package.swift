@@ -84,7 +84,7 @@ let package = Package(
                     dependencies: ["ReplicaWorker", "ReplicaProtocol", "ReplicaImageIO", "ReplicaTestSupport",
                                    "ReplicaReconstruction"]),
         .testTarget(name: "ReplicaReconstructionTests",
-                    dependencies: ["ReplicaReconstruction", "ReplicaImageIO", "ReplicaGeometry"]),
+                    dependencies: ["ReplicaReconstruction", "ReplicaImageIO", "ReplicaGeometry", "ReplicaEvaluation"]),
     ],
     swiftLanguageModes: [.v5]
 )
