@@ -72,8 +72,8 @@ final class JobStore {
             try database.run("""
                 INSERT INTO jobs (id, project_id, options, detail, last_stage, state, progress, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, 0, ?)
-                """, [.text(job.id), .text(job.projectID), .text(String(decoding: job.options.jsonBytes, as: UTF8.self)),
-                      .text(job.options.detail.rawValue), job.lastStage.map { .text($0.rawValue) } ?? .null,
+                """, [.text(job.id), .text(job.projectID),
+                      .text(String(decoding: job.options.jsonBytes, as: UTF8.self)), .text(job.options.detail.rawValue), job.lastStage.map { .text($0.rawValue) } ?? .null,
                       .text(job.state.rawValue), .real(job.createdAt)])
             var tasks: [TaskRecord] = []
             for plan in planned {
@@ -131,7 +131,8 @@ final class JobStore {
                 throw DatabaseError(code: 0, message: "task \(id) has an unknown stage or state",
                                     operation: "read tasks of job \(jobID)")
             }
-            tasks.append(TaskRecord(id: id, jobID: jobID, stage: stage, kind: TaskKind(rawValue: row.string(at: 2) ?? ""),
+            tasks.append(TaskRecord(id: id, jobID: jobID, stage: stage,
+                                    kind: TaskKind(rawValue: row.string(at: 2) ?? ""),
                                     image: row.string(at: 3), inputs: try Self.decode(row.string(at: 4)) ?? [:],
                                     state: state, attempts: Int(row.int64(at: 6)),
                                     dependencies: dependencies[id] ?? [], result: try Self.decode(row.string(at: 7))))
@@ -143,8 +144,8 @@ final class JobStore {
 
     func finishTask(id: Int64, state: TaskState, attempts: Int, result: [String: JSONValue]?, message: String) throws {
         try database.run("UPDATE tasks SET state = ?, attempts = ?, result = ?, message = ? WHERE id = ?",
-                         [.text(state.rawValue), .integer(Int64(attempts)), try result.map { .text(try Self.encode($0)) }
-                            ?? .null, .text(message), .integer(id)])
+                         [.text(state.rawValue), .integer(Int64(attempts)),
+                          try result.map { .text(try Self.encode($0)) } ?? .null, .text(message), .integer(id)])
     }
 
     /// A failed attempt that will be tried again.
@@ -198,7 +199,8 @@ final class JobStore {
             do {
                 options = try ComputeOptions.parse(Array((row.string(at: 2) ?? "").utf8))
             } catch {
-                throw DatabaseError(code: 0, message: "job \(id) has unreadable options: \(error)", operation: "read jobs")
+                throw DatabaseError(code: 0, message: "job \(id) has unreadable options: \(error)",
+                                    operation: "read jobs")
             }
             jobs.append(JobRecord(id: id, projectID: row.string(at: 1) ?? "", options: options,
                                   lastStage: row.string(at: 3).flatMap(PipelineStage.init(rawValue:)), state: state,

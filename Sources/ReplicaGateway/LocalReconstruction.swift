@@ -91,7 +91,8 @@ public final class LocalReconstruction {
             folder = absolute(given)
             try FileSystem.ensureDirectory(folder)
         } else {
-            let base = (environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp") + "/replica-reconstruct-XXXXXX"
+            let temporary = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+            let base = temporary + "/replica-reconstruct-XXXXXX"
             var template = Array(base.utf8CString)
             guard mkdtemp(&template) != nil else {
                 throw Refusal(message: "cannot make a work folder under \(base): \(String(cString: strerror(errno)))",
@@ -221,7 +222,8 @@ public final class LocalReconstruction {
             run.display.finish("Failed: \(job.errorMessage)")
             return ReconstructExit.unavailable
         default:
-            run.display.finish("Failed: \(job.errorMessage.isEmpty ? "the job ended as \(job.state)" : job.errorMessage)")
+            let reason = job.errorMessage.isEmpty ? "the job ended as \(job.state)" : job.errorMessage
+            run.display.finish("Failed: \(reason)")
             return ReconstructExit.failed
         }
     }

@@ -48,7 +48,9 @@ func parseFlags(_ arguments: ArraySlice<String>, allowed: Set<String>, switches:
 }
 
 func integer(_ text: String, _ flag: String) throws -> Int {
-    guard let value = Int(text) else { throw Bench.Failure("--\(flag) must be a whole number, not '\(text)'", usage: true) }
+    guard let value = Int(text) else {
+        throw Bench.Failure("--\(flag) must be a whole number, not '\(text)'", usage: true)
+    }
     return value
 }
 

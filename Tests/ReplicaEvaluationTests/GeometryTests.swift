@@ -18,7 +18,8 @@ final class GeometryTests: XCTestCase {
     }
 
     func testARigidMotionUndoesItself() {
-        let motion = Rigid3(rotation: Matrix3(rotationAbout: Vector3(1, 1, 0), angle: 0.7), translation: Vector3(1, -2, 3))
+        let motion = Rigid3(rotation: Matrix3(rotationAbout: Vector3(1, 1, 0), angle: 0.7),
+                            translation: Vector3(1, -2, 3))
         let point = Vector3(0.3, 0.4, -5)
         let back = motion.inverse.apply(motion.apply(point))
         XCTAssertEqual((back - point).length, 0, accuracy: 1e-12)

@@ -168,7 +168,8 @@ final class JobSchedulerTests: XCTestCase {
         }
         let failed = try status(project)
         XCTAssertEqual(failed.status, "failed")
-        XCTAssertTrue(failed.errorMessage.contains("Pre-Processing failed on IMG_0001.JPG 3 times"), failed.errorMessage)
+        XCTAssertTrue(failed.errorMessage.contains("Pre-Processing failed on IMG_0001.JPG 3 times"),
+                      failed.errorMessage)
         XCTAssertTrue(failed.errorMessage.contains("exited with status 3"), failed.errorMessage)
         XCTAssertTrue(dispatcher.sent.isEmpty)
     }
