@@ -228,9 +228,12 @@ final class JobScheduler: WorkerPoolDelegate {
         pump()
     }
 
+    /// How the message of a job that failed for want of workers begins.
+    static let workersUnavailable = "No reconstruction worker could start"
+
     /// No worker can start at all: the active jobs cannot finish, so they fail with what to fix.
     func workersCannotStart(_ reason: String) {
-        let message = "No reconstruction worker could start: \(reason). Check that replica-worker is installed "
+        let message = Self.workersUnavailable + ": \(reason). Check that replica-worker is installed "
             + "(or what --worker-command runs) and compute again."
         for id in order { if let job = active[id] { fail(job, message: message) } }
     }

@@ -73,7 +73,8 @@ final class JobStore {
                 INSERT INTO jobs (id, project_id, options, detail, last_stage, state, progress, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, 0, ?)
                 """, [.text(job.id), .text(job.projectID),
-                      .text(String(decoding: job.options.jsonBytes, as: UTF8.self)), .text(job.options.detail.rawValue), job.lastStage.map { .text($0.rawValue) } ?? .null,
+                      .text(String(decoding: job.options.jsonBytes, as: UTF8.self)),
+                      .text(job.options.detail.rawValue), job.lastStage.map { .text($0.rawValue) } ?? .null,
                       .text(job.state.rawValue), .real(job.createdAt)])
             var tasks: [TaskRecord] = []
             for plan in planned {

@@ -266,7 +266,7 @@ private final class RunState {
                 estimate: ProgressDisplay.estimateRemaining(fraction: gained, elapsed: elapsed),
                 detail: detail))
         } else {
-            workersUnavailable = snapshot.errorMessage.hasPrefix("No reconstruction worker could start")
+            workersUnavailable = snapshot.errorMessage.hasPrefix(JobScheduler.workersUnavailable)
             stop()
         }
     }
