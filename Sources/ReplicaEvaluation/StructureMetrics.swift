@@ -39,8 +39,3 @@ public enum StructureMetrics {
             meanReprojectionErrorPixels: summary?.mean, medianReprojectionErrorPixels: summary?.median)
     }
 }
-
-extension SIMD2 where Scalar == Double {
-    /// The Euclidean length, in the vector's units.
-    fileprivate var length: Double { (self * self).sum().squareRoot() }
-}

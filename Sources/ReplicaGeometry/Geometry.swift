@@ -21,6 +21,11 @@ extension SIMD3 where Scalar == Double {
     }
 }
 
+extension SIMD2 where Scalar == Double {
+    /// The Euclidean length, in the vector's units (pixels for an image point).
+    public var length: Double { (self * self).sum().squareRoot() }
+}
+
 /// A 3×3 matrix of doubles, stored by rows.
 public struct Matrix3: Equatable, Sendable, CustomStringConvertible {
     public var rows: (Vector3, Vector3, Vector3)

@@ -31,10 +31,14 @@ public extension Matrix3 {
         let angle = atan2(sine, cosine)
         if sine < 1e-7 && cosine > 0 { return skew * (1 + angle * angle / 6) }
         if cosine > -0.9 { return skew * (angle / sine) }
-        // Near π the skew part vanishes: the axis is the largest column of (R + I) / 2, its sign from the skew part.
-        let symmetric = [r0.x + 1, r1.y + 1, r2.z + 1]
-        let k = symmetric.indices.max { symmetric[$0] < symmetric[$1] }!
-        var axis = (column(k) + Vector3(k == 0 ? 1 : 0, k == 1 ? 1 : 0, k == 2 ? 1 : 0)).normalized
+        // Near π the skew part vanishes: the axis comes from the symmetric part, (R + Rᵀ)/2 − cos θ · I =
+        // (1 − cos θ) k kᵀ, whose largest column is the best conditioned; its sign from the skew part.
+        let symmetric = Matrix3(rows: (r0 + column(0)) / 2 - Vector3(cosine, 0, 0),
+                                (r1 + column(1)) / 2 - Vector3(0, cosine, 0),
+                                (r2 + column(2)) / 2 - Vector3(0, 0, cosine))
+        let diagonal = [symmetric.rows.0.x, symmetric.rows.1.y, symmetric.rows.2.z]
+        let k = diagonal.indices.max { diagonal[$0] < diagonal[$1] }!
+        var axis = symmetric.column(k).normalized
         if axis.dot(skew) < 0 { axis = -axis }
         return axis * angle
     }

@@ -19,15 +19,18 @@ final class CameraMetricsTests: XCTestCase {
 
     func testRotatingEveryCameraByTwoDegreesShowsTwoDegrees() throws {
         let truth = SceneTruth(images: MetricsScenes.ring(count: 20))
-        let twoDegrees = Matrix3(rotationAbout: Vector3(0.3, -1, 0.5), angle: 2 * .pi / 180)
-        // Each camera turns about its own centre, so the centres (and the alignment) stay as they are.
-        let estimated = truth.images.map { image in
-            MetricsScenes.posed(image.name, rotation: twoDegrees * image.camFromWorld.rotation,
-                                center: image.centerInWorld)
+        let axis = Vector3(0.3, -1, 0.5)
+        // Each camera turns about its own centre, so the centres (and their alignment) stay as they are; one
+        // way and the other in turn, so that no rotation of the whole model explains the orientations.
+        let estimated = truth.images.enumerated().map { index, image in
+            let turn = Matrix3(rotationAbout: axis, angle: (index.isMultiple(of: 2) ? 2 : -2) * .pi / 180)
+            return MetricsScenes.posed(image.name, rotation: turn * image.camFromWorld.rotation,
+                                       center: image.centerInWorld)
         }
         let evaluation = try CameraMetrics.evaluate(estimated: estimated, truth: truth)
-        XCTAssertEqual(evaluation.rotationErrorDegrees?.median ?? .nan, 2, accuracy: 1e-6)
-        XCTAssertEqual(evaluation.rotationErrorDegrees?.max ?? .nan, 2, accuracy: 1e-6)
+        // The orientations' best common rotation is the identity but for what the ring's curvature leaves.
+        XCTAssertEqual(evaluation.rotationErrorDegrees?.median ?? .nan, 2, accuracy: 1e-3)
+        XCTAssertEqual(evaluation.rotationErrorDegrees?.max ?? .nan, 2, accuracy: 1e-3)
         XCTAssertEqual(evaluation.centerErrorFraction?.max ?? .nan, 0, accuracy: 1e-9)
         XCTAssertEqual(evaluation.withinOneDegreeFraction, 0)
     }
