@@ -251,6 +251,15 @@ public struct MatchFileError: Error, Equatable, Sendable, CustomStringConvertibl
     }
 
     public var description: String { "\(path): \(reason)" }
+
+    /// The bytes of a match or verified-pairs file, a failure to read them as this error.
+    static func bytes(of path: String) throws(MatchFileError) -> [UInt8] {
+        do {
+            return try WorkFile.read(path)
+        } catch {
+            throw MatchFileError(path: error.path, reason: error.reason)
+        }
+    }
 }
 
 /// The matches between two images as the next stages read them. The file, all little-endian:
@@ -358,13 +367,7 @@ public struct MatchFile: Equatable, Sendable {
 
     /// Reads and checks a match file.
     public static func read(path: String) throws(MatchFileError) -> MatchFile {
-        let bytes: [UInt8]
-        do {
-            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw MatchFileError(path: path, reason: "cannot read: \(error.localizedDescription)")
-        }
-        return try decode(bytes, path: path)
+        try decode(try MatchFileError.bytes(of: path), path: path)
     }
 
     private static func append(_ value: UInt32, to bytes: inout [UInt8]) {

@@ -209,10 +209,18 @@ enum DenseLinearAlgebra {
     /// The `dimension` right singular vectors of the smallest singular values of a rowCount × columnCount
     /// matrix (the null space of a consistent system, its least-squares one otherwise); nil when the rank is
     /// below columnCount − dimension (a degenerate configuration) or LAPACK fails.
+    ///
+    /// Matrices of up to `smallColumns` columns — every minimal solver's and refit's here — are reduced by a
+    /// Householder QR to their square R and decomposed by one-sided Jacobi rotations, in this code: LAPACK's
+    /// general SVD spends most of its time on set-up at these sizes, and RANSAC calls this thousands of times
+    /// per image pair.
     static func nullSpace(_ matrix: [Double], rowCount: Int, columnCount: Int, dimension: Int) -> [[Double]]? {
         precondition(matrix.count == rowCount * columnCount && dimension >= 1 && dimension <= columnCount)
         let rank = columnCount - dimension
         guard rank <= min(rowCount, columnCount), matrix.allSatisfy(\.isFinite) else { return nil }
+        if columnCount <= smallColumns {
+            return smallNullSpace(matrix, rowCount: rowCount, columnCount: columnCount, dimension: dimension)
+        }
         var a = matrix, dummy = [0.0]
         var singular = [Double](repeating: 0, count: min(rowCount, columnCount))
         var vt = [Double](repeating: 0, count: columnCount * columnCount)
@@ -224,6 +232,102 @@ enum DenseLinearAlgebra {
         // A singular value this far below the largest is rounding noise: the data do not fix the model.
         if rank > 0 && singular[rank - 1] <= 1e-10 * largest { return nil }
         return (rank..<columnCount).map { row in Array(vt[(row * columnCount)..<((row + 1) * columnCount)]) }
+    }
+
+    /// The widest matrix `nullSpace` decomposes itself.
+    static let smallColumns = 12
+
+    /// `nullSpace` for a narrow matrix: R of A = QR (A padded with zero rows when it is wide), then the
+    /// one-sided Jacobi SVD of R, whose right singular vectors are A's.
+    private static func smallNullSpace(_ matrix: [Double], rowCount: Int, columnCount n: Int,
+                                       dimension: Int) -> [[Double]]? {
+        var r = upperTriangle(matrix, rowCount: rowCount, columnCount: n)
+        // Columns of R are rotated pairwise until orthogonal; V collects the rotations.
+        var v = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { v[i * n + i] = 1 }
+        // Columns this small are zero to rounding (a minimal system's null space): turning them against each
+        // other changes nothing that matters, and their rounding noise would never pass the test of
+        // orthogonality.
+        let negligible = 1e-28 * r.reduce(0) { $0 + $1 * $1 }
+        r.withUnsafeMutableBufferPointer { r in
+            v.withUnsafeMutableBufferPointer { v in
+                for _ in 0..<40 {
+                    var rotated = false
+                    for p in 0..<(n - 1) {
+                        for q in (p + 1)..<n where rotate(r, v, n, p, q, negligible: negligible) { rotated = true }
+                    }
+                    if !rotated { break }
+                }
+            }
+        }
+        var singular = [Double](repeating: 0, count: n)
+        for j in 0..<n {
+            var sum = 0.0
+            for k in 0..<n { sum += r[k * n + j] * r[k * n + j] }
+            singular[j] = sum.squareRoot()
+        }
+        let order = (0..<n).sorted { singular[$0] > singular[$1] }
+        let rank = n - dimension
+        let largest = singular[order[0]]
+        guard largest > 0 else { return nil }
+        if rank > 0 && singular[order[rank - 1]] <= 1e-10 * largest { return nil }
+        return order[rank...].map { column in (0..<n).map { v[$0 * n + column] } }
+    }
+
+    /// One Jacobi rotation of columns p and q of R (and V) that makes them orthogonal; false when they
+    /// already are, to 1e-13 of their lengths, or one of them is negligible.
+    @inline(__always)
+    private static func rotate(_ r: UnsafeMutableBufferPointer<Double>, _ v: UnsafeMutableBufferPointer<Double>,
+                               _ n: Int, _ p: Int, _ q: Int, negligible: Double) -> Bool {
+        var alpha = 0.0, beta = 0.0, gamma = 0.0
+        for k in 0..<n {
+            let a = r[k * n + p], b = r[k * n + q]
+            alpha += a * a
+            beta += b * b
+            gamma += a * b
+        }
+        guard min(alpha, beta) > negligible, abs(gamma) > 1e-13 * (alpha * beta).squareRoot() else { return false }
+        let zeta = (beta - alpha) / (2 * gamma)
+        let t = (zeta >= 0 ? 1 : -1) / (abs(zeta) + (1 + zeta * zeta).squareRoot())
+        let c = 1 / (1 + t * t).squareRoot(), s = c * t
+        for k in 0..<n {
+            let a = r[k * n + p], b = r[k * n + q]
+            r[k * n + p] = c * a - s * b
+            r[k * n + q] = s * a + c * b
+            let x = v[k * n + p], y = v[k * n + q]
+            v[k * n + p] = c * x - s * y
+            v[k * n + q] = s * x + c * y
+        }
+        return true
+    }
+
+    /// The n × n upper triangle R of a Householder QR of the rowCount × n row-major matrix (rows of zeros
+    /// below a wide matrix's own): A's right singular vectors are R's.
+    private static func upperTriangle(_ matrix: [Double], rowCount m: Int, columnCount n: Int) -> [Double] {
+        let rows = max(m, n)
+        var a = matrix + [Double](repeating: 0, count: (rows - m) * n)
+        for j in 0..<n {
+            var norm = 0.0
+            for i in j..<rows { norm += a[i * n + j] * a[i * n + j] }
+            norm = norm.squareRoot()
+            guard norm > 0 else { continue }
+            let alpha = a[j * n + j] > 0 ? -norm : norm
+            // v = x − α e₁, H = I − 2 v vᵀ / vᵀv, applied to the columns j… of the rows j….
+            a[j * n + j] -= alpha
+            var vv = 0.0
+            for i in j..<rows { vv += a[i * n + j] * a[i * n + j] }
+            if vv > 0 {
+                for column in (j + 1)..<max(j + 1, n) {
+                    var dot = 0.0
+                    for i in j..<rows { dot += a[i * n + j] * a[i * n + column] }
+                    let factor = 2 * dot / vv
+                    for i in j..<rows { a[i * n + column] -= factor * a[i * n + j] }
+                }
+            }
+            a[j * n + j] = alpha
+            for i in (j + 1)..<rows { a[i * n + j] = 0 }
+        }
+        return Array(a[0..<(n * n)])
     }
 
     /// X with A · X = B for a square `order` × `order` A and `count` right-hand sides B; nil when A is singular.

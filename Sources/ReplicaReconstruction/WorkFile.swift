@@ -5,16 +5,18 @@ import Glibc
 #endif
 
 /// The one way the reconstruction's steps write a result file: whole or not at all.
-enum WorkFile {
+public enum WorkFile {
     /// Why a file was not written: the path it concerns and what went wrong.
-    struct Failure: Error {
-        var path: String
-        var reason: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var path: String
+        public var reason: String
+
+        public var description: String { "\(path): \(reason)" }
     }
 
     /// Writes `bytes` through `<path>.partial`, flushed, then renamed into place, so a reader never sees half a
     /// file and a task run twice replaces its output with an equal one; the temporary file goes when writing fails.
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(Failure) {
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(Failure) {
         let partial = path + ".partial"
         let descriptor = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw failure(partial, "cannot create") }
@@ -39,6 +41,15 @@ enum WorkFile {
             let error = failure(partial, "cannot rename")
             unlink(partial)
             throw error
+        }
+    }
+
+    /// The whole file's bytes.
+    public static func read(_ path: String) throws(Failure) -> [UInt8] {
+        do {
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw Failure(path: path, reason: "cannot read: \(error.localizedDescription)")
         }
     }
 

@@ -33,7 +33,8 @@ final class FeatureDetectionTests: XCTestCase {
         XCTAssertEqual(features.descriptors.count, features.count * 128)
         for keypoint in features.keypoints {
             XCTAssertTrue((0...640).contains(keypoint.x) && (0...480).contains(keypoint.y), "\(keypoint)")
-            XCTAssertGreaterThan(keypoint.scale, 1)
+            // A 640-px photo is upsampled for detection: its finest blobs have σ of about 0.8 photo pixels.
+            XCTAssertGreaterThan(keypoint.scale, 0.7)
             XCTAssertTrue(keypoint.orientation.isFinite && abs(keypoint.orientation) <= 2 * .pi, "\(keypoint)")
         }
 
@@ -146,7 +147,9 @@ final class FeatureDetectionTests: XCTestCase {
         options = FeatureOptions()
         options.maximumOctaves = 0
         XCTAssertThrowsError(try options.validate())
-        XCTAssertEqual(FeatureOptions(highSensitivity: true).firstOctave, -1)
+        XCTAssertEqual(FeatureOptions(highSensitivity: true).firstOctave(longestSide: 4000), -1)
+        XCTAssertEqual(FeatureOptions().firstOctave(longestSide: 2048), 0)
+        XCTAssertEqual(FeatureOptions().firstOctave(longestSide: 1024), -1)
         XCTAssertEqual(FeatureOptions(highSensitivity: true).effectivePeakThreshold, 0.02 / 9, accuracy: 1e-7)
     }
 

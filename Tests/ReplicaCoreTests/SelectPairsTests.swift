@@ -1,4 +1,4 @@
-import ReplicaReconstruction
+import ReplicaCore
 import XCTest
 
 /// Which images are matched: all pairs for unordered sets, neighbours and loop-closure anchors for walks.
