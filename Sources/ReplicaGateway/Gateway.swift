@@ -69,6 +69,7 @@ public final class Gateway: HTTPServerDelegate {
         }
         addProjectRoutes()
         addComputeRoutes()
+        addCameraRoutes()
     }
 
     func add(_ method: HTTPMethod, _ pattern: String, auth: Bool = true,

@@ -59,10 +59,10 @@ struct ImageArchive {
         }
     }
 
-    /// `attachment; filename="<name>_images.zip"`, with characters a quoted string cannot carry replaced, and
+    /// `attachment; filename="<name><suffix>"`, with characters a quoted string cannot carry replaced, and
     /// the exact UTF-8 name in `filename*` when the name is not plain ASCII.
-    static func contentDisposition(projectName: String) -> String {
-        let fileName = projectName + "_images.zip"
+    static func contentDisposition(projectName: String, suffix: String = "_images.zip") -> String {
+        let fileName = projectName + suffix
         let fallback = String(fileName.unicodeScalars.map { scalar -> Character in
             scalar.isASCII && scalar.value >= 0x20 && scalar != "\"" && scalar != "\\" && scalar.value != 0x7F
                 ? Character(scalar) : "_"

@@ -244,6 +244,7 @@ final class JobScheduler: WorkerPoolDelegate {
                         message: String) throws {
         try jobs.finishTask(id: task.id, state: state, attempts: task.attempts, result: result, message: message)
         job.markFinished(task.id, state: state, result: result)
+        if state == .skipped, let image = task.image { try skipDependents(of: task.id, image: image, in: job) }
         if job.finishedCount == job.tasks.count {
             try complete(job)
         } else {
@@ -251,15 +252,29 @@ final class JobScheduler: WorkerPoolDelegate {
         }
     }
 
-    /// A failure that would happen again: a photo that cannot be read is left out, anything else ends the job.
+    /// The later tasks of a photo that was left out are left out with it, before they are handed out.
+    private func skipDependents(of taskID: Int64, image: String, in job: ActiveJob) throws {
+        for dependent in job.dependents(of: taskID) {
+            guard let later = job.tasks[dependent], later.image == image, later.state == .pending,
+                  job.running[dependent] == nil else { continue }
+            job.ready.removeAll { $0 == dependent }
+            let message = "left out with its photo"
+            try jobs.finishTask(id: dependent, state: .skipped, attempts: later.attempts, result: nil, message: message)
+            job.markFinished(dependent, state: .skipped, result: nil)
+            try skipDependents(of: dependent, image: image, in: job)
+        }
+    }
+
+    /// A failure that would happen again: a photo that cannot be read (by Pre-Processing, or by a later task of
+    /// that photo alone) is left out with its later tasks; anything else ends the job.
     private func refuse(_ task: TaskRecord, in job: ActiveJob, message: String, image: String?) throws {
-        guard task.stage == .preProcessing, let image else {
+        guard task.image != nil, let image else {
             let place = image.map { " on \($0)" } ?? ""
             return fail(job, message: "\(task.stage.rawValue) failed\(place): \(message)")
         }
         record(warning: "\(image) was left out: \(message)", image: image, in: job)
         let skippedBefore = job.skippedCount(of: task.stage)
-        if skippedBefore + 1 == job.total(of: task.stage) {
+        if task.stage == .preProcessing && skippedBefore + 1 == job.total(of: task.stage) {
             try jobs.finishTask(id: task.id, state: .skipped, attempts: task.attempts, result: nil, message: message)
             return fail(job, message: JobPlanner.noUsablePhotos(count: job.total(of: task.stage),
                                                                 example: (image, message)))
@@ -448,6 +463,9 @@ private final class ActiveJob {
         finishedByStage[stage, default: 0] += 1
         if state == .skipped { skippedByStage[stage, default: 0] += 1 }
     }
+
+    /// The tasks that read the outputs of `id`.
+    func dependents(of id: Int64) -> [Int64] { dependents[id] ?? [] }
 
     func total(of stage: PipelineStage) -> Int { totals[stage] ?? 0 }
     func finished(of stage: PipelineStage) -> Int { finishedByStage[stage] ?? 0 }

@@ -51,6 +51,7 @@ struct TaskRecord: Equatable {
 /// A task as the planner makes it, before it has a row: dependencies are indices into the planned list.
 struct PlannedTask: Equatable {
     var stage: PipelineStage
+    var kind: TaskKind
     var image: String?
     var inputs: [String: JSONValue]
     var dependencies: [Int] = []
@@ -80,7 +81,7 @@ final class JobStore {
             for plan in planned {
                 try database.run("""
                     INSERT INTO tasks (job_id, stage, kind, image, inputs, state) VALUES (?, ?, ?, ?, ?, 'pending')
-                    """, [.text(job.id), .text(plan.stage.rawValue), .text(plan.stage.taskKind.rawValue),
+                    """, [.text(job.id), .text(plan.stage.rawValue), .text(plan.kind.rawValue),
                           plan.image.map { .text($0) } ?? .null, .text(try Self.encode(plan.inputs))])
                 let id = database.lastInsertRowID
                 let dependencies = plan.dependencies.map { tasks[$0].id }
@@ -88,7 +89,7 @@ final class JobStore {
                     try database.run("INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)",
                                      [.integer(id), .integer(dependency)])
                 }
-                tasks.append(TaskRecord(id: id, jobID: job.id, stage: plan.stage, kind: plan.stage.taskKind,
+                tasks.append(TaskRecord(id: id, jobID: job.id, stage: plan.stage, kind: plan.kind,
                                         image: plan.image, inputs: plan.inputs, state: .pending, attempts: 0,
                                         dependencies: dependencies, result: nil))
             }

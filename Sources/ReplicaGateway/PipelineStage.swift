@@ -4,6 +4,7 @@ import ReplicaProtocol
 /// pipeline order. A stage exists here only once a task runner computes it.
 public enum PipelineStage: String, CaseIterable, Comparable, Sendable {
     case preProcessing = "Pre-Processing"
+    case imageAlignment = "Image Alignment"
 
     /// The name on the command line (`--stop-after pre-processing`): lowercase, words joined by `-`.
     public var commandLineName: String { rawValue.lowercased().replacingOccurrences(of: " ", with: "-") }
@@ -17,17 +18,11 @@ public enum PipelineStage: String, CaseIterable, Comparable, Sendable {
         self = stage
     }
 
-    /// The task kind that runs the stage's tasks.
-    var taskKind: TaskKind {
-        switch self {
-        case .preProcessing: return .preprocess
-        }
-    }
-
     /// The stage's share of a whole job's progress, relative to the other stages' (their sum need not be 1).
     var progressWeight: Double {
         switch self {
         case .preProcessing: return 0.05
+        case .imageAlignment: return 0.25
         }
     }
 

@@ -15,7 +15,7 @@ import Darwin
 /// worker cannot accept, 78 after `reject`. The loop never closes the descriptors it was given.
 public final class WorkerLoop: @unchecked Sendable {
     /// The task kinds this worker runs, as `hello` announces them.
-    public static let capabilities: [TaskKind] = [.preprocess, .features]
+    public static let capabilities: [TaskKind] = [.preprocess, .features, .match, .map]
 
     private let input: Int32
     private let output: LineWriter
@@ -150,8 +150,11 @@ public final class WorkerLoop: @unchecked Sendable {
         taskLog.info("task started", ["task.attempt": String(assignment.attempt)])
         let sink = ProtocolSink(taskId: assignment.taskId, output: output, flag: flag)
         let answer: WorkerMessage
+        let started = DispatchTime.now().uptimeNanoseconds
         do throws(TaskError) {
-            let outcome = try runTask(assignment, sink: sink)
+            var outcome = try runTask(assignment, sink: sink)
+            // The task's own time, for the job's statistics and the benchmarks: stored with its result.
+            outcome.data["seconds"] = .number(Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9)
             answer = .result(TaskResult(taskId: assignment.taskId, outputs: outcome.outputs, data: outcome.data))
         } catch {
             answer = .failure(Self.failure(error, taskId: assignment.taskId))
@@ -173,6 +176,8 @@ public final class WorkerLoop: @unchecked Sendable {
         switch assignment.kind {
         case .preprocess: return try PreprocessTask(assignment).run(sink)
         case .features: return try DetectFeaturesTask(assignment).run(sink)
+        case .match: return try MatchPairsTask(assignment).run(sink)
+        case .map: return try MapTask(assignment).run(sink)
         default:
             throw TaskError.failed(message: "this worker cannot run tasks of kind '\(assignment.kind)'",
                                    retryable: false, image: nil)

@@ -23,6 +23,18 @@ case "--help", "-h":
 case nil:
     // A gateway that went away shows as a failed write and the end of stdin, not as a fatal signal.
     signal(SIGPIPE, SIG_IGN)
+    // OpenBLAS chooses its kernels as it loads; on a CPU it does not recognise the worker starts itself again
+    // with the kernels the CPU's flags allow (once: the variable is set from then on).
+    if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+       let core = WorkerLoop.betterBLASKernels() {
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
+        // The executable's own path, so the process keeps its name (exec of /proc/self/exe would call it "exe").
+        if let path = realpath("/proc/self/exe", nil) { execv(path, arguments) }
+        // Still here: the exec failed, and the worker goes on with the slower kernels.
+    }
+    // The gateway runs a worker per core: BLAS threads of their own would only contend with the others.
+    WorkerLoop.useOneComputeThread()
     exit(WorkerLoop(input: STDIN_FILENO, output: STDOUT_FILENO).run())
 case let other?:
     FileHandle.standardError.write(Data("replica-worker: unknown argument '\(other)'\n\n\(usage)".utf8))

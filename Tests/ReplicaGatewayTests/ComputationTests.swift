@@ -1,4 +1,5 @@
 import Foundation
+import ReplicaEvaluation
 import ReplicaGateway
 import ReplicaImageIO
 import ReplicaTestSupport
@@ -280,27 +281,41 @@ final class ComputationTests: XCTestCase {
 
     // MARK: - The real worker
 
-    func testTheRealWorkerPreprocessesEveryPhoto() throws {
+    func testTheRealWorkerAlignsTheSyntheticRingAndServesItsCameras() throws {
         let gateway = try start(fakeWorker: false)
-        let names = ["r0.jpg", "r1.jpg", "r2.jpg"]
-        let bytes = try Photos.synthetic(width: 640, height: 480)
-        let id = try gateway.create("Real", names.map { Photo(name: $0, bytes: bytes) })
-        XCTAssertEqual(try gateway.compute(id, #"{"detail":"preview"}"#).status, 202)
-        let project = try waitUntilFinished(gateway, id, timeout: 60)
+        // The CI-sized synthetic scene: twelve 320 × 240 JPEGs with their focal length in EXIF.
+        let scene = directory + "/scene"
+        try SceneWriter.write(SyntheticScene.make(.ci), to: scene, format: .jpeg)
+        let names = try FileManager.default.contentsOfDirectory(atPath: scene + "/images").sorted()
+        let photos = try names.map { Photo(name: $0, bytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath:
+            scene + "/images/" + $0)))) }
+        let id = try gateway.create("Ring", photos)
+        assertAPIError(try gateway.send("GET", "/api/projects/\(id)/cameras"), 404, "Cameras not found")
+
+        XCTAssertEqual(try gateway.compute(id, #"{"detail":"preview","featureSensitivity":"high"}"#).status, 202)
+        let project = try waitUntilFinished(gateway, id, timeout: 120)
         XCTAssertEqual(project.status, "completed", "\(project.errorMessage)\n\(diagnosis())")
         XCTAssertEqual(project.modelDetail, "preview")
 
-        let images = directory + "/projects/Real/work/images/"
-        for name in names {
-            let working = try Data(contentsOf: URL(fileURLWithPath: images + name + ".jpg"))
-            let decoded = try ImageReader.decode(data: [UInt8](working), name: name)
-            XCTAssertEqual([decoded.pixels.width, decoded.pixels.height], [640, 480], "smaller than preview's size")
-            let sidecar = try Data(contentsOf: URL(fileURLWithPath: images + name + ".json"))
-            let facts = try XCTUnwrap(try JSONSerialization.jsonObject(with: sidecar) as? [String: Any])
-            XCTAssertEqual(facts["image"] as? String, name)
-            XCTAssertEqual(facts["width"] as? Int, 640)
-            XCTAssertEqual(facts["height"] as? Int, 480)
+        let cameras = try gateway.send("GET", "/api/projects/\(id)/cameras")
+        XCTAssertEqual(cameras.status, 200, cameras.text)
+        XCTAssertEqual(cameras.header("Content-Type"), "application/zip")
+        XCTAssertEqual(cameras.header("Content-Disposition"), #"attachment; filename="Ring_cameras.zip""#)
+        let sparse = directory + "/projects/Ring/work/sparse/"
+        var expected: [String: [UInt8]] = [:]
+        for name in ["colmap/cameras.txt", "colmap/images.txt", "colmap/points3D.txt", "transforms.json"] {
+            expected[name] = [UInt8](try Data(contentsOf: URL(fileURLWithPath: sparse + name)))
         }
+        try assertArchive(cameras.body, holds: expected)
+        // Every photo placed, and placed where the truth has it.
+        let model = try COLMAPModel.read(folder: sparse + "colmap")
+        let truth = try SceneTruthFile.read(folder: scene)
+        let evaluation = try CameraMetrics.evaluate(estimated: model.images, truth: truth)
+        XCTAssertEqual(evaluation.registeredCount, names.count)
+        XCTAssertLessThan(try XCTUnwrap(evaluation.rotationErrorDegrees).median, 0.5)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/projects/Ring/work/images/"
+                                                     + names[0] + ".json"), "Pre-Processing's sidecar")
+        assertAPIError(try gateway.send("GET", "/api/projects/no-such-project/cameras"), 404, "Project not found")
     }
 
     // MARK: - Steps
@@ -381,7 +396,8 @@ final class ComputationTests: XCTestCase {
                 XCTAssertGreaterThanOrEqual(progress, highest, "progress went back\n\(trace)", file: file, line: line)
                 highest = max(highest, progress)
                 if status == "processing" {
-                    XCTAssertEqual(stage, "Pre-Processing", trace, file: file, line: line)
+                    XCTAssertTrue(["Pre-Processing", "Image Alignment"].contains(stage), trace, file: file,
+                                  line: line)
                 }
             }
             if ["queued", "processing"].contains(observation.item.status) {

@@ -22,7 +22,10 @@ private final class FakeDispatcher: TaskDispatcher {
         return true
     }
 
-    func idleWorkers(for kind: TaskKind) -> Int { kind == .preprocess ? idle : 0 }
+    /// The kinds the fake's workers run.
+    var kinds: Set<TaskKind> = [.preprocess, .features, .match, .map]
+
+    func idleWorkers(for kind: TaskKind) -> Int { kinds.contains(kind) ? idle : 0 }
 
     func terminate(taskId: TaskID) { terminated.append(taskId) }
 
@@ -84,7 +87,7 @@ final class JobSchedulerTests: XCTestCase {
         let (project, names) = try makeProject("kermit", images: 3)
         var options = ComputeOptions()
         options.detail = .preview
-        try scheduler.submit(project: project, images: names, options: options)
+        try scheduler.submit(project: project, images: names, options: options, lastStage: .preProcessing)
 
         let first = dispatcher.received(2)
         XCTAssertEqual(first.map { $0.inputs["image"] }, [.string(names[0]), .string(names[1])])
@@ -110,7 +113,7 @@ final class JobSchedulerTests: XCTestCase {
 
     func testProgressCountsRunningFractionsAndNeverGoesBackwards() throws {
         let (project, names) = try makeProject("p", images: 4)
-        try scheduler.submit(project: project, images: names, options: ComputeOptions())
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .preProcessing)
         let running = dispatcher.received(2)
         var seen: [Double] = []
         func note() throws { seen.append(try status(project).progress) }
@@ -131,8 +134,8 @@ final class JobSchedulerTests: XCTestCase {
         let (older, olderNames) = try makeProject("older", images: 4)
         let (newer, newerNames) = try makeProject("newer", images: 4)
         dispatcher.idle = 0
-        try scheduler.submit(project: older, images: olderNames, options: ComputeOptions())
-        try scheduler.submit(project: newer, images: newerNames, options: ComputeOptions())
+        try scheduler.submit(project: older, images: olderNames, options: ComputeOptions(), lastStage: .preProcessing)
+        try scheduler.submit(project: newer, images: newerNames, options: ComputeOptions(), lastStage: .preProcessing)
         XCTAssertEqual(try status(newer).status, "queued")
 
         dispatcher.idle = 3
@@ -148,8 +151,8 @@ final class JobSchedulerTests: XCTestCase {
         let (stuck, stuckNames) = try makeProject("stuck", images: 2)
         let (free, freeNames) = try makeProject("free", images: 2)
         dispatcher.refuses = { $0.workDirectory.hasSuffix("/stuck/work") }
-        try scheduler.submit(project: stuck, images: stuckNames, options: ComputeOptions())
-        try scheduler.submit(project: free, images: freeNames, options: ComputeOptions())
+        try scheduler.submit(project: stuck, images: stuckNames, options: ComputeOptions(), lastStage: .preProcessing)
+        try scheduler.submit(project: free, images: freeNames, options: ComputeOptions(), lastStage: .preProcessing)
         let sent = dispatcher.received(2)
         XCTAssertEqual(sent.map { ($0.workDirectory as NSString).deletingLastPathComponent }.map {
             ($0 as NSString).lastPathComponent
@@ -159,7 +162,7 @@ final class JobSchedulerTests: XCTestCase {
 
     func testALostTaskIsRetriedAndTheThirdLossFailsTheJobNamingThePhoto() throws {
         let (project, names) = try makeProject("p", images: 1)
-        try scheduler.submit(project: project, images: names, options: ComputeOptions())
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .preProcessing)
         for attempt in 1...3 {
             let task = dispatcher.received()[0]
             XCTAssertEqual(task.attempt, attempt)
@@ -176,7 +179,7 @@ final class JobSchedulerTests: XCTestCase {
 
     func testAStoppedTaskRunsAgainWithoutCountingAnAttempt() throws {
         let (project, names) = try makeProject("p", images: 1)
-        try scheduler.submit(project: project, images: names, options: ComputeOptions())
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .preProcessing)
         let task = dispatcher.received()[0]
         dispatcher.idle += 1
         scheduler.taskEnded(task.taskId, .stopped)
@@ -186,7 +189,7 @@ final class JobSchedulerTests: XCTestCase {
 
     func testAnUnreadablePhotoIsLeftOutWithAWarningAndTheJobGoesOn() throws {
         let (project, names) = try makeProject("p", images: 2)
-        try scheduler.submit(project: project, images: names, options: ComputeOptions())
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .preProcessing)
         let tasks = dispatcher.received(2)
         scheduler.taskEnded(tasks[0].taskId, .failure(TaskFailure(
             taskId: tasks[0].taskId, message: "IMG_0001.JPG is not a photo", retryable: false, image: names[0])))
@@ -200,9 +203,87 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(try jobs.tasks(jobID: job.id).map(\.state), [.skipped, .done])
     }
 
+    /// Answers every task handed out, one worker at a time, until none is left; the kinds in the order run.
+    private func runEverything(failing: (TaskAssignment) -> TaskFailure? = { _ in nil }) -> [TaskKind] {
+        var kinds: [TaskKind] = []
+        while let task = dispatcher.received().first {
+            kinds.append(task.kind)
+            if let failure = failing(task) {
+                scheduler.taskEnded(task.taskId, .failure(failure))
+            } else {
+                result(task)
+            }
+            dispatcher.idle += 1
+            scheduler.pump()
+        }
+        return kinds
+    }
+
+    func testImageAlignmentRunsFeaturesThenMatchingThenOneMapAfterPreProcessing() throws {
+        dispatcher.idle = 1
+        let (project, names) = try makeProject("ring", images: 4)
+        var options = ComputeOptions()
+        options.featureSensitivity = .high
+        try scheduler.submit(project: project, images: names, options: options, lastStage: .imageAlignment)
+        let order = runEverything()
+        // Each photo's features wait for its Pre-Processing, the one block of its 6 pairs for every photo's
+        // features, and the map for the block.
+        XCTAssertEqual(order.filter { $0 == .preprocess }.count, 4)
+        XCTAssertEqual(order.filter { $0 == .features }.count, 4)
+        XCTAssertEqual(order.suffix(2), [.match, .map])
+        XCTAssertEqual(try status(project).status, "completed")
+
+        let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
+        let features = tasks.filter { $0.kind == .features }
+        XCTAssertEqual(features.map(\.image), names)
+        XCTAssertEqual(features[0].inputs["sensitivity"], .string("high"))
+        XCTAssertEqual(features[0].inputs["maxFeatures"], .number(8192))
+        for task in features {
+            let preprocess = tasks.first { $0.kind == .preprocess && $0.image == task.image }!
+            XCTAssertEqual(task.dependencies, [preprocess.id])
+        }
+        let match = try XCTUnwrap(tasks.first { $0.kind == .match })
+        guard case .array(let pairs) = match.inputs["pairs"] else { return XCTFail("no pairs in \(match.inputs)") }
+        XCTAssertEqual(pairs.count, 6)
+        XCTAssertEqual(Set(match.dependencies), Set(features.map(\.id)))
+        let map = try XCTUnwrap(tasks.first { $0.kind == .map })
+        XCTAssertEqual(map.dependencies, [match.id])
+        XCTAssertEqual(map.inputs["blocks"], .array([match.inputs["block"]!]))
+    }
+
+    func testSequentialOrderingMatchesNeighboursAndLoopClosuresOnly() throws {
+        let (project, names) = try makeProject("walk", images: 30)
+        var options = ComputeOptions()
+        options.sampleOrdering = .sequential
+        try scheduler.submit(project: project, images: names, options: options, lastStage: .imageAlignment)
+        let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
+        let pairs = tasks.filter { $0.kind == .match }.flatMap { task -> [JSONValue] in
+            guard case .array(let pairs) = task.inputs["pairs"] else { return [] }
+            return pairs
+        }
+        // Each photo with its next ten (245 pairs for 30 photos), and the anchors 0, 10 and 20 with each other,
+        // of which only 0–20 is not a neighbour pair already.
+        XCTAssertEqual(pairs.count, 246)
+        XCTAssertLessThan(pairs.count, 30 * 29 / 2)
+    }
+
+    func testAPhotoLeftOutByPreProcessingTakesItsFeaturesWithIt() throws {
+        dispatcher.idle = 1
+        let (project, names) = try makeProject("p", images: 3)
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .imageAlignment)
+        let order = runEverything { task in
+            task.kind == .preprocess && task.inputs["image"] == .string(names[1])
+                ? TaskFailure(taskId: task.taskId, message: "not a photo", retryable: false, image: names[1]) : nil
+        }
+        XCTAssertEqual(order.filter { $0 == .features }.count, 2, "\(order)")
+        XCTAssertEqual(try status(project).status, "completed")
+        let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
+        XCTAssertEqual(tasks.filter { $0.image == names[1] }.map(\.state), [.skipped, .skipped])
+    }
+
     func testAJobWhosePhotosAreAllUnreadableFailsSayingWhatToDo() throws {
         let (project, names) = try makeProject("p", images: 2)
-        try scheduler.submit(project: project, images: names, options: ComputeOptions())
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .preProcessing)
         for task in dispatcher.received(2) {
             scheduler.taskEnded(task.taskId, .failure(TaskFailure(
                 taskId: task.taskId, message: "not a photo", retryable: false, image: task.inputs["image"].map {
@@ -219,7 +300,7 @@ final class JobSchedulerTests: XCTestCase {
 
     func testCancelDropsQueuedTasksAndStopsRunningOnes() throws {
         let (project, names) = try makeProject("p", images: 5)
-        try scheduler.submit(project: project, images: names, options: ComputeOptions())
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .preProcessing)
         let running = dispatcher.received(2)
         XCTAssertTrue(try scheduler.cancel(projectID: project.id))
         XCTAssertEqual(Set(dispatcher.terminated), Set(running.map(\.taskId)))
@@ -236,7 +317,7 @@ final class JobSchedulerTests: XCTestCase {
 
     func testAfterARestartOnlyUnfinishedTasksRun() throws {
         let (project, names) = try makeProject("p", images: 3)
-        try scheduler.submit(project: project, images: names, options: ComputeOptions())
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .preProcessing)
         let running = dispatcher.received(2)
         result(running[0])
         // The gateway dies here, with running[1] in flight; a new one starts over the same database.

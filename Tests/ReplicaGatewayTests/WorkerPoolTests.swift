@@ -52,8 +52,9 @@ final class WorkerPoolTests: XCTestCase {
             XCTAssertEqual(getpgid(pid), pid, "each worker leads a process group of its own")
             XCTAssertEqual(getsid(pid), pid, "each worker is a session of its own")
         }
-        XCTAssertEqual(harness.pool.idleWorkers(for: "features"), 0)
-        XCTAssertFalse(harness.pool.dispatch(harness.task("t-0", kind: "features")))
+        // A kind these workers do not announce.
+        XCTAssertEqual(harness.pool.idleWorkers(for: "texture"), 0)
+        XCTAssertFalse(harness.pool.dispatch(harness.task("t-0", kind: "texture")))
         let gatewayEnds = PoolHarness.pipesAndSockets(of: getpid()).subtracting(descriptorsBefore)
         XCTAssertGreaterThanOrEqual(gatewayEnds.count, 6, "three pipe ends per worker")
 
@@ -79,7 +80,8 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertEqual(harness.events.idleReports, 4, "two after welcome, two after the tasks")
         XCTAssertTrue(harness.events.eachEndPrecedesTheNextIdleReport())
         XCTAssertEqual(harness.log.lines(containing: "worker spawned").count, 2)
-        XCTAssertEqual(harness.log.lines(containing: "worker.capabilities=preprocess,fake-echo").count, 2)
+        let capabilities = "worker.capabilities=preprocess,features,match,map,fake-echo"
+        XCTAssertEqual(harness.log.lines(containing: capabilities).count, 2)
     }
 
     func testLinesWrittenInPiecesAreReassembled() throws {

@@ -1,0 +1,185 @@
+import Foundation
+import ReplicaGeometry
+import ReplicaProtocol
+import ReplicaReconstruction
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public extension WorkerLoop {
+    /// Makes the numeric libraries compute on the calling thread only: the gateway runs one worker per core.
+    static func useOneComputeThread() { FeatureMatching.useOneThread() }
+
+    /// The OpenBLAS kernels to restart with when OpenBLAS did not recognise the CPU (see `BLASKernels`).
+    static func betterBLASKernels() -> String? {
+        BLASKernels.better(than: BLASKernels.current, cpuFlags: BLASKernels.cpuFlags())
+    }
+}
+
+/// What Pre-Processing wrote about one photo in `work/images/<image>.json`, as the later stages need it.
+struct WorkingImageFacts: Equatable {
+    var image: String
+    /// The working copy's size in pixels.
+    var width: Int
+    var height: Int
+    /// The photo's own size, upright.
+    var originalWidth: Int
+    var originalHeight: Int
+    /// The focal length from EXIF in working-copy pixels, when the photo said enough to know it.
+    var focalPixels: Double?
+    var make: String?
+    var model: String?
+
+    /// Reads the sidecar; a missing one means Pre-Processing left the photo out.
+    static func read(workDirectory: String, image: String) throws(TaskError) -> WorkingImageFacts? {
+        let path = workDirectory + "/images/" + image + ".json"
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path),
+              let fields = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let width = fields["width"] as? Double, let height = fields["height"] as? Double, width > 0,
+              height > 0 else {
+            throw TaskError.failed(message: "Pre-Processing's record of \(image) (work/images/\(image).json) is "
+                                   + "damaged; compute again", retryable: false, image: image)
+        }
+        let originalWidth = fields["originalWidth"] as? Double ?? width
+        let originalHeight = fields["originalHeight"] as? Double ?? height
+        let focal = (fields["focalPixels"] as? Double).flatMap { $0.isFinite && $0 > 0 ? $0 : nil }
+        return WorkingImageFacts(image: image, width: Int(width), height: Int(height),
+                                 originalWidth: Int(originalWidth), originalHeight: Int(originalHeight),
+                                 focalPixels: focal, make: fields["make"] as? String,
+                                 model: fields["model"] as? String)
+    }
+
+    /// The pinhole geometric verification assumes, when the focal length is known.
+    var pinholePrior: PinholeCamera? {
+        focalPixels.map { PinholeCamera(width: width, height: height, focal: $0) }
+    }
+}
+
+/// Reads an image's `.sift` file as a task error a person can act on.
+func readFeatures(workDirectory: String, image: String) throws(TaskError) -> FeatureSet {
+    let path = workDirectory + "/features/" + image + ".sift"
+    do {
+        return try FeatureSet.read(path: path)
+    } catch {
+        throw TaskError.failed(message: "cannot read the features of \(image): \(error.reason); compute again",
+                               retryable: false, image: image)
+    }
+}
+
+/// The inputs of a `match` task.
+public struct MatchPairsInputs: Equatable {
+    /// The block's name: its output is `work/matches/<block>.pairs`.
+    public var block: String
+    /// Pairs of photo names (files in the project's `images/`).
+    public var pairs: [[String]]
+
+    public init(block: String, pairs: [[String]]) {
+        self.block = block
+        self.pairs = pairs
+    }
+
+    public init(_ inputs: [String: JSONValue]) throws(TaskError) {
+        if let unknown = inputs.keys.sorted().first(where: { $0 != "block" && $0 != "pairs" }) {
+            throw invalidInput("inputs.\(unknown) is not an input of a match task")
+        }
+        guard case .string(let block) = inputs["block"], !block.isEmpty,
+              block.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw invalidInput("inputs.block must be a name of letters, digits and '-'")
+        }
+        guard case .array(let list) = inputs["pairs"] else {
+            throw invalidInput("inputs.pairs must be a list of [first, second] photo names")
+        }
+        var pairs: [[String]] = []
+        for item in list {
+            guard case .array(let names) = item, names.count == 2, case .string(let a) = names[0],
+                  case .string(let b) = names[1], isFileName(a), isFileName(b), a != b else {
+                throw invalidInput("inputs.pairs must hold pairs of two different photo names without folders")
+            }
+            pairs.append([a, b])
+        }
+        self.init(block: block, pairs: pairs)
+    }
+}
+
+func isFileName(_ name: String) -> Bool { !name.isEmpty && !name.contains("/") && name != "." && name != ".." }
+
+func invalidInput(_ message: String) -> TaskError { .failed(message: message, retryable: false, image: nil) }
+
+/// Matching and verification of a block of pairs: nearest neighbours of the two images' descriptors with the
+/// ratio test and the mutual check, then the essential matrix when both focal lengths are known (the
+/// fundamental matrix otherwise) and a homography, in LO-MSAC. Verified pairs go to `work/matches/<block>.pairs`.
+///
+/// A pair whose photo Pre-Processing left out is passed over: the job goes on without that photo.
+public struct MatchPairsTask {
+    public var inputs: MatchPairsInputs
+    public var workDirectory: String
+
+    public init(inputs: MatchPairsInputs, workDirectory: String) {
+        self.inputs = inputs
+        self.workDirectory = workDirectory
+    }
+
+    public init(_ assignment: TaskAssignment) throws(TaskError) {
+        self.init(inputs: try MatchPairsInputs(assignment.inputs), workDirectory: assignment.workDirectory)
+    }
+
+    public var outputs: [String] { ["matches/\(inputs.block).pairs"] }
+
+    public func run(_ sink: TaskSink) throws(TaskError) -> TaskOutcome {
+        let final = workDirectory + "/" + outputs[0]
+        unlink(final + ".partial")
+        // Each image's features are read once; a block's pairs share images.
+        var features: [String: FeatureSet] = [:]
+        var facts: [String: WorkingImageFacts?] = [:]
+        func load(_ image: String) throws(TaskError) -> (FeatureSet, WorkingImageFacts)? {
+            if facts[image] == nil {
+                facts[image] = try WorkingImageFacts.read(workDirectory: workDirectory, image: image)
+            }
+            guard let known = facts[image]! else { return nil }
+            if features[image] == nil { features[image] = try readFeatures(workDirectory: workDirectory, image: image) }
+            return (features[image]!, known)
+        }
+
+        var verified: [VerifiedPair] = []
+        var candidates = 0, inliers = 0
+        for (index, pair) in inputs.pairs.enumerated() {
+            if sink.shouldStop { throw TaskError.cancelled }
+            let count = inputs.pairs.count
+            sink.progress(Double(index) / Double(max(1, count)), "pair \(index + 1) of \(count)")
+            guard let (first, firstFacts) = try load(pair[0]), let (second, secondFacts) = try load(pair[1]) else {
+                continue
+            }
+            let matches = FeatureMatching.match(first, second)
+            candidates += matches.count
+            let points1 = matches.map { Vector2(Double(first.keypoints[Int($0.first)].x),
+                                                Double(first.keypoints[Int($0.first)].y)) }
+            let points2 = matches.map { Vector2(Double(second.keypoints[Int($0.second)].x),
+                                                Double(second.keypoints[Int($0.second)].y)) }
+            var options = TwoViewOptions()
+            options.robust.seed = UInt64(index)
+            let geometry = TwoViewGeometry.verify(points1, points2, camera1: firstFacts.pinholePrior,
+                                                  camera2: secondFacts.pinholePrior, options: options)
+            guard geometry.configuration != .unverified else { continue }
+            let kept = matches.indices.filter { geometry.inlierMask[$0] }.map { matches[$0] }
+            inliers += kept.count
+            verified.append(VerifiedPair(firstImage: pair[0], secondImage: pair[1],
+                                         configuration: geometry.configuration, candidateCount: matches.count,
+                                         inliers: kept))
+        }
+        if sink.shouldStop { throw TaskError.cancelled }
+        do {
+            try FileManager.default.createDirectory(atPath: workDirectory + "/matches",
+                                                    withIntermediateDirectories: true)
+            try VerifiedPairsFile.write(verified, to: final)
+        } catch {
+            throw TaskError.failed(message: "cannot write \(outputs[0]): \(error)", retryable: true, image: nil)
+        }
+        sink.progress(1, "done")
+        return TaskOutcome(outputs: outputs, data: [
+            "pairs": .number(Double(inputs.pairs.count)), "verifiedPairs": .number(Double(verified.count)),
+            "matches": .number(Double(candidates)), "inliers": .number(Double(inliers)),
+        ])
+    }
+}
