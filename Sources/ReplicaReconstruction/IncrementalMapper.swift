@@ -66,6 +66,11 @@ public struct AlignmentOptions: Equatable, Sendable {
     public var minimumTriangulationAngleDegrees = 1.5
     /// Registered images a local bundle adjustment moves besides the newest one.
     public var localBundleImages = 6
+    /// The most Levenberg–Marquardt iterations of a local bundle adjustment, of a global one while the model
+    /// grows (each starts near its optimum: a few steps settle it), and of the final global ones.
+    public var localBundleIterations = 10
+    public var globalBundleIterations = 10
+    public var finalBundleIterations = 100
     /// The standard deviation of an EXIF focal length, as a fraction of it: 35 mm equivalents are rounded and
     /// lenses breathe with focus.
     public var knownFocalSigma = 0.05
@@ -73,7 +78,7 @@ public struct AlignmentOptions: Equatable, Sendable {
     /// coefficient is otherwise free to trade against the focal length.
     public var radialSigma = 0.1
     /// A global bundle adjustment runs when the registered images have grown by this factor since the last one.
-    public var globalBundleGrowth = 1.1
+    public var globalBundleGrowth = 1.25
     public var seed: UInt64 = 0
 
     public init() {}
@@ -146,15 +151,15 @@ public final class IncrementalMapper {
                        "\(registeredCount) of \(input.images.count) images registered") {
             guard let image = timed("registration", { registerNextImage() }) else { break }
             timed("triangulation", { triangulate(image: image) })
-            timed("bundle adjustment", { adjustLocally(around: image) })
+            timed("local bundle adjustment", { adjustLocally(around: image) })
             if Double(registeredCount) >= options.globalBundleGrowth * Double(registeredAtLastGlobal) {
-                timed("bundle adjustment", { adjustGlobally(iterations: 30) })
+                timed("global bundle adjustment", { adjustGlobally(iterations: options.globalBundleIterations) })
                 timed("triangulation", { retriangulate() })
             }
         }
-        timed("bundle adjustment", { adjustGlobally(iterations: 100) })
+        timed("final bundle adjustment", { adjustGlobally(iterations: options.finalBundleIterations) })
         timed("triangulation", { retriangulate() })
-        timed("bundle adjustment", { adjustGlobally(iterations: 100) })
+        timed("final bundle adjustment", { adjustGlobally(iterations: options.finalBundleIterations) })
         return result()
     }
 
@@ -426,7 +431,7 @@ public final class IncrementalMapper {
         for member in moving {
             for point in pointOf[member] where point >= 0 { pointIDs.insert(Int(point)) }
         }
-        adjust(moving: moving, points: pointIDs, iterations: 25)
+        adjust(moving: moving, points: pointIDs, iterations: options.localBundleIterations)
         filter(points: pointIDs)
     }
 

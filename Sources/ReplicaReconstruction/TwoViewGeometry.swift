@@ -218,6 +218,9 @@ enum DenseLinearAlgebra {
         precondition(matrix.count == rowCount * columnCount && dimension >= 1 && dimension <= columnCount)
         let rank = columnCount - dimension
         guard rank <= min(rowCount, columnCount), matrix.allSatisfy(\.isFinite) else { return nil }
+        if rowCount == rank {
+            return exactNullSpace(matrix, rowCount: rowCount, columnCount: columnCount)
+        }
         if columnCount <= smallColumns {
             return smallNullSpace(matrix, rowCount: rowCount, columnCount: columnCount, dimension: dimension)
         }
@@ -236,6 +239,59 @@ enum DenseLinearAlgebra {
 
     /// The widest matrix `nullSpace` decomposes itself.
     static let smallColumns = 12
+
+    /// `nullSpace` of a minimal system, as many rows as its rank must be (a RANSAC sample): Gauss–Jordan
+    /// elimination with full pivoting, then the basis made orthonormal — a few hundred operations where an SVD
+    /// takes tens of thousands, and RANSAC asks for thousands per image pair. Nil when a pivot falls below
+    /// 1e-10 of the largest entry (the sample is degenerate).
+    private static func exactNullSpace(_ matrix: [Double], rowCount m: Int, columnCount n: Int) -> [[Double]]? {
+        var a = matrix
+        var columnOrder = Array(0..<n)
+        let scale = matrix.reduce(0) { max($0, abs($1)) }
+        guard scale > 0 else { return nil }
+        for k in 0..<m {
+            // The largest remaining entry becomes the pivot.
+            var best = 0.0, pivotRow = k, pivotColumn = k
+            for i in k..<m {
+                for j in k..<n where abs(a[i * n + j]) > best {
+                    best = abs(a[i * n + j])
+                    pivotRow = i
+                    pivotColumn = j
+                }
+            }
+            guard best > 1e-10 * scale else { return nil }
+            if pivotRow != k {
+                for j in 0..<n { a.swapAt(k * n + j, pivotRow * n + j) }
+            }
+            if pivotColumn != k {
+                for i in 0..<m { a.swapAt(i * n + k, i * n + pivotColumn) }
+                columnOrder.swapAt(k, pivotColumn)
+            }
+            let inverse = 1 / a[k * n + k]
+            for j in k..<n { a[k * n + j] *= inverse }
+            for i in 0..<m where i != k {
+                let factor = a[i * n + k]
+                guard factor != 0 else { continue }
+                for j in k..<n { a[i * n + j] -= factor * a[k * n + j] }
+            }
+        }
+        // [I | F] after the column permutation: each free column f gives x_f = 1, x_pivot(i) = −F[i][f].
+        var basis: [[Double]] = []
+        for free in m..<n {
+            var vector = [Double](repeating: 0, count: n)
+            vector[columnOrder[free]] = 1
+            for i in 0..<m { vector[columnOrder[i]] = -a[i * n + free] }
+            // Gram–Schmidt against the vectors before it, then unit length.
+            for previous in basis {
+                let dot = zip(vector, previous).reduce(0) { $0 + $1.0 * $1.1 }
+                for j in 0..<n { vector[j] -= dot * previous[j] }
+            }
+            let length = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            guard length > 0 else { return nil }
+            basis.append(vector.map { $0 / length })
+        }
+        return basis
+    }
 
     /// `nullSpace` for a narrow matrix: R of A = QR (A padded with zero rows when it is wide), then the
     /// one-sided Jacobi SVD of R, whose right singular vectors are A's.
