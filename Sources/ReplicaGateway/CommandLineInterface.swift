@@ -34,6 +34,8 @@ public struct ReconstructOptions: Equatable, Sendable {
     public var outputPath: String?
     /// The last stage to run; nil = every stage.
     public var stopAfter: PipelineStage?
+    /// How the pairs of photos to match are chosen; `.automatic` as the server does.
+    public var pairing: PairSelectionStrategy = .automatic
     /// Worker processes; the number of cores by default.
     public var workers: Int
     /// The argv that starts one worker; nil = `CommandTemplate.defaultWorkerCommand`, as for serve.
@@ -100,8 +102,8 @@ public enum CommandLineInterface {
                                   [--tls-cert FILE --tls-key FILE] [--projects-dir PATH]
                                   [--max-file-size SIZE] [--max-files N] [--max-upload-size SIZE]
                replica-link reconstruct --images DIR [--detail LEVEL] [--work-dir DIR] [--output FILE]
-                                        [--stop-after STAGE] [--workers N] [--worker-command CMD]
-                                        [--log-level LEVEL] [--progress bar|lines]
+                                        [--stop-after STAGE] [--pairs STRATEGY] [--workers N]
+                                        [--worker-command CMD] [--log-level LEVEL] [--progress bar|lines]
                replica-link pin [--data-dir PATH] [--regenerate]
                replica-link --help | --version
 
@@ -149,9 +151,13 @@ public enum CommandLineInterface {
           --work-dir DIR     Where intermediate results go; running again with the same folder resumes.
                              (default a new folder under $TMPDIR, else /tmp, printed at the start)
           --output FILE      Where the model is written. Refused until a stage makes a model: the
-                             pipeline ends with Pre-Processing today.
+                             pipeline ends with Image Alignment today.
           --stop-after STAGE
                              The last stage to run, one of: \(stageNames). (default every stage)
+          --pairs STRATEGY   Which photos are matched: exhaustive (every pair), sequential (each with
+                             its next ten, and loop closures), retrieval (each with its 25 most
+                             similar by visual words), or automatic: sequential for an ordered walk,
+                             exhaustive up to 60 photos, retrieval above. (default automatic)
           --workers N        As for serve. (env REPLICA_WORKERS)
           --worker-command CMD
                              As for serve. (env REPLICA_WORKER_COMMAND)
@@ -248,7 +254,7 @@ public enum CommandLineInterface {
             let variable = "REPLICA_" + name.uppercased().replacingAll("-", with: "_")
             if let value = environment[variable], !value.isEmpty { settings[name] = value }
         }
-        let names = ["images", "detail", "work-dir", "output", "stop-after", "workers", "worker-command",
+        let names = ["images", "detail", "work-dir", "output", "stop-after", "pairs", "workers", "worker-command",
                      "log-level", "progress"]
         var rest = arguments
         while let flag = rest.popFirst() {
@@ -270,6 +276,13 @@ public enum CommandLineInterface {
         options.workDirectory = settings["work-dir"]
         options.outputPath = settings["output"]
         if let stage = settings["stop-after"] { options.stopAfter = try pipelineStage(stage) }
+        if let pairs = settings["pairs"] {
+            guard let strategy = PairSelectionStrategy(rawValue: pairs.lowercased()) else {
+                let names = PairSelectionStrategy.allCases.map(\.rawValue).joined(separator: ", ")
+                throw UsageError("--pairs must be one of \(names), not '\(pairs)'")
+            }
+            options.pairing = strategy
+        }
         if let workers = settings["workers"] { options.workers = try integer(workers, "--workers") }
         if let command = settings["worker-command"] { options.workerCommand = try CommandTemplate.split(command) }
         if let level = settings["log-level"] { options.logLevel = try logLevel(level) }

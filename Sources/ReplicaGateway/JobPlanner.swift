@@ -5,6 +5,14 @@ import ReplicaProtocol
 ///
 /// A stage appears here once a worker can compute it; the graph then ends with the last stage that exists, or
 /// with the one a local run asked to stop after.
+/// How the pairs of photos to match are chosen.
+public enum PairSelectionStrategy: String, CaseIterable, Sendable {
+    /// Sequential for `sampleOrdering: "sequential"`; for unordered sets, every pair up to
+    /// `JobPlanner.largestExhaustiveSet` photos and retrieval above.
+    case automatic
+    case exhaustive, sequential, retrieval
+}
+
 enum JobPlanner {
     /// The stages a job runs, in order, up to `lastStage` (nil: all).
     static func stages(upTo lastStage: PipelineStage?) -> [PipelineStage] {
@@ -12,12 +20,14 @@ enum JobPlanner {
     }
 
     /// The tasks for `images` (file names in the project's `images/`, in the order to run them).
-    static func plan(images: [String], options: ComputeOptions, lastStage: PipelineStage?) -> [PlannedTask] {
+    static func plan(images: [String], options: ComputeOptions, lastStage: PipelineStage?,
+                     pairing: PairSelectionStrategy = .automatic) -> [PlannedTask] {
         var tasks: [PlannedTask] = []
         for stage in stages(upTo: lastStage) {
             switch stage {
             case .preProcessing: tasks += preProcessing(images: images, settings: options.settings)
-            case .imageAlignment: tasks += imageAlignment(images: images, options: options, after: tasks)
+            case .imageAlignment:
+                tasks += imageAlignment(images: images, options: options, pairing: pairing, after: tasks)
             }
         }
         return tasks
@@ -35,7 +45,7 @@ enum JobPlanner {
     /// Image Alignment: features per photo (after its Pre-Processing), matching and verification per block of
     /// pairs (after the features of the block's photos), then one structure-from-motion task after them all.
     /// `earlier` are the tasks planned so far; their indices are the dependencies' numbering.
-    private static func imageAlignment(images: [String], options: ComputeOptions,
+    private static func imageAlignment(images: [String], options: ComputeOptions, pairing: PairSelectionStrategy,
                                        after earlier: [PlannedTask]) -> [PlannedTask] {
         var preprocessing: [String: Int] = [:]
         for (index, task) in earlier.enumerated() where task.kind == .preprocess {
@@ -51,10 +61,30 @@ enum JobPlanner {
                                               "sensitivity": .string(options.featureSensitivity.rawValue)],
                                      dependencies: preprocessing[image].map { [$0] } ?? []))
         }
-        let selection: PairSelection = options.sampleOrdering == .sequential ? .sequentialDefault : .exhaustive
-        let pairs = SelectPairs.pairs(imageCount: images.count, selection: selection)
         var blocks: [String] = []
         var mapDependencies: [Int] = []
+        if strategy(pairing, options: options, imageCount: images.count) == .retrieval {
+            // The pairs are known once every photo's features are: one retrieval task, then the matching tasks
+            // share its list out, each taking every n-th pair.
+            let retrieval = earlier.count + tasks.count
+            tasks.append(PlannedTask(stage: .imageAlignment, kind: .retrieve, image: nil,
+                                     inputs: ["images": .array(images.map(JSONValue.string)),
+                                              "neighbours": .number(Double(retrievalNeighbours))],
+                                     dependencies: featuresTask))
+            let parts = max(1, (images.count * retrievalNeighbours + pairsPerBlock - 1) / pairsPerBlock)
+            for part in 0..<parts {
+                let name = String(format: "block-%05d", part)
+                blocks.append(name)
+                mapDependencies.append(earlier.count + tasks.count)
+                tasks.append(PlannedTask(stage: .imageAlignment, kind: .match, image: nil,
+                                         inputs: ["block": .string(name), "part": .number(Double(part)),
+                                                  "parts": .number(Double(parts))],
+                                         dependencies: [retrieval]))
+            }
+        }
+        let selection: PairSelection = strategy(pairing, options: options, imageCount: images.count) == .sequential
+            ? .sequentialDefault : .exhaustive
+        let pairs = blocks.isEmpty ? SelectPairs.pairs(imageCount: images.count, selection: selection) : []
         for start in stride(from: 0, to: pairs.count, by: pairsPerBlock) {
             let block = Array(pairs[start..<min(pairs.count, start + pairsPerBlock)])
             let name = String(format: "block-%05d", blocks.count)
@@ -75,6 +105,19 @@ enum JobPlanner {
                                  dependencies: mapDependencies))
         return tasks
     }
+
+    /// The strategy a job uses: the one asked for, or for `automatic` the one its ordering and size call for.
+    static func strategy(_ pairing: PairSelectionStrategy, options: ComputeOptions,
+                         imageCount: Int) -> PairSelectionStrategy {
+        guard pairing == .automatic else { return pairing }
+        if options.sampleOrdering == .sequential { return .sequential }
+        return imageCount > largestExhaustiveSet ? .retrieval : .exhaustive
+    }
+
+    /// The largest unordered set matched exhaustively (1,770 pairs at 60 photos); above it, retrieval pairs
+    /// each photo with its `retrievalNeighbours` most similar, so the pairs grow linearly with the photos.
+    static let largestExhaustiveSet = 60
+    static let retrievalNeighbours = 25
 
     /// Pairs per matching task: about 5 to 30 seconds of work at the default budgets, short enough that
     /// progress moves and a lost worker costs little, long enough that a task's start-up is noise.

@@ -76,11 +76,11 @@ final class JobScheduler: WorkerPoolDelegate {
     /// Plans and queues a job for the project's `images`; the project becomes `queued`.
     @discardableResult
     func submit(project: ProjectDTO, images: [String], options: ComputeOptions,
-                lastStage: PipelineStage? = nil) throws -> JobRecord {
+                lastStage: PipelineStage? = nil, pairing: PairSelectionStrategy = .automatic) throws -> JobRecord {
         let record = JobRecord(id: UUID().uuidString.lowercased(), projectID: project.id, options: options,
                                lastStage: lastStage, state: .queued, progress: 0, errorMessage: "",
                                createdAt: clock.now)
-        let planned = JobPlanner.plan(images: images, options: options, lastStage: lastStage)
+        let planned = JobPlanner.plan(images: images, options: options, lastStage: lastStage, pairing: pairing)
         let tasks = try jobs.database.transaction {
             let tasks = try jobs.insertJob(record, tasks: planned)
             try projects.updateComputation(projectID: project.id, status: "queued", progress: 0, stage: "",
@@ -210,6 +210,7 @@ final class JobScheduler: WorkerPoolDelegate {
         do {
             switch end {
             case .result(let result):
+                if task.kind == .map, let data = result.data { reportAlignment(data, of: job) }
                 try finish(task, in: job, state: .done, result: result.data, message: "")
             case .failure(let failure) where !failure.retryable:
                 try refuse(task, in: job, message: failure.message, image: failure.image ?? task.image)
@@ -296,6 +297,21 @@ final class JobScheduler: WorkerPoolDelegate {
                         + "compute again once the cause is fixed.")
         }
         job.ready.insert(task.id, at: 0)
+    }
+
+    /// Image Alignment's figures, for whoever reads the job's log: the model's full statistics are in
+    /// `work/sparse/statistics.json`.
+    private func reportAlignment(_ data: [String: JSONValue], of job: ActiveJob) {
+        func number(_ key: String) -> Double {
+            if case .number(let value)? = data[key] { return value }
+            return .nan
+        }
+        let line = String(format: "Image Alignment: %.0f of %.0f photos aligned, %.0f points, mean track %.2f "
+                          + "images, mean reprojection error %.2f px, %.1f s", number("registeredImages"),
+                          number("images"), number("points"), number("meanTrackLength"),
+                          number("meanReprojectionError"), number("seconds"))
+        jobLog(job).info("alignment finished", ["alignment": line])
+        appendToProjectLog(job, line)
     }
 
     private func record(warning message: String, image: String?, in job: ActiveJob) {

@@ -184,7 +184,7 @@ public final class LocalReconstruction {
             try jobs.finishJob(id: previous.id, state: .cancelled)
         }
         return try scheduler.submit(project: project, images: photos, options: computeOptions,
-                                    lastStage: options.stopAfter).id
+                                    lastStage: options.stopAfter, pairing: options.pairing).id
     }
 
     private func photosUnchanged(_ jobs: JobStore, _ job: JobRecord, _ photos: [String]) throws -> Bool {

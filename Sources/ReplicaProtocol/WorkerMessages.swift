@@ -67,6 +67,8 @@ public struct TaskKind: RawRepresentable, Codable, Hashable, Sendable, Expressib
     public static let preprocess: TaskKind = "preprocess"
     /// One image: SIFT keypoints and descriptors of its working copy.
     public static let features: TaskKind = "features"
+    /// Image retrieval over every photo's features: the pairs a large unordered set is matched in.
+    public static let retrieve: TaskKind = "retrieve"
     /// A block of image pairs: descriptor matching and geometric verification.
     public static let match: TaskKind = "match"
     /// Incremental structure from motion over every verified pair: poses, intrinsics and sparse points.

@@ -213,7 +213,7 @@ public enum FeatureMatching {
     }
 
     /// The usable descriptors of a set as unit-length Float rows, and which feature each row is.
-    private struct UnitDescriptors {
+    struct UnitDescriptors {
         /// `descriptorLength` values per row.
         var values: [Float] = []
         /// The feature index of each row: descriptors of all zeros are left out.

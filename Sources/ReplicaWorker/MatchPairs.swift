@@ -68,29 +68,55 @@ func readFeatures(workDirectory: String, image: String) throws(TaskError) -> Fea
     }
 }
 
-/// The inputs of a `match` task.
+/// The inputs of a `match` task: its pairs listed, or a part of the retrieval task's list.
 public struct MatchPairsInputs: Equatable {
+    /// Where the pairs come from.
+    public enum Source: Equatable {
+        /// Pairs of photo names (files in the project's `images/`).
+        case listed([[String]])
+        /// Every `parts`-th pair of `work/` + `RetrievePairsTask.output`, from the `part`-th (0-based) on.
+        case retrieved(part: Int, parts: Int)
+    }
+
     /// The block's name: its output is `work/matches/<block>.pairs`.
     public var block: String
-    /// Pairs of photo names (files in the project's `images/`).
-    public var pairs: [[String]]
+    public var source: Source
 
     public init(block: String, pairs: [[String]]) {
         self.block = block
-        self.pairs = pairs
+        source = .listed(pairs)
     }
 
+    public init(block: String, part: Int, parts: Int) {
+        self.block = block
+        source = .retrieved(part: part, parts: parts)
+    }
+
+    private static let names: Set<String> = ["block", "pairs", "part", "parts"]
+
     public init(_ inputs: [String: JSONValue]) throws(TaskError) {
-        if let unknown = inputs.keys.sorted().first(where: { $0 != "block" && $0 != "pairs" }) {
+        if let unknown = inputs.keys.sorted().first(where: { !Self.names.contains($0) }) {
             throw invalidInput("inputs.\(unknown) is not an input of a match task")
         }
         guard case .string(let block) = inputs["block"], !block.isEmpty,
               block.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
             throw invalidInput("inputs.block must be a name of letters, digits and '-'")
         }
-        guard case .array(let list) = inputs["pairs"] else {
-            throw invalidInput("inputs.pairs must be a list of [first, second] photo names")
+        if case .number(let part) = inputs["part"], case .number(let parts) = inputs["parts"], inputs["pairs"] == nil {
+            guard let part = Int(exactly: part), let parts = Int(exactly: parts), parts >= 1, (0..<parts).contains(part)
+            else { throw invalidInput("inputs.part must be a whole number from 0 to inputs.parts − 1") }
+            self.init(block: block, part: part, parts: parts)
+            return
         }
+        guard case .array(let list) = inputs["pairs"], inputs["part"] == nil, inputs["parts"] == nil else {
+            throw invalidInput("inputs.pairs must be a list of [first, second] photo names, or inputs.part and "
+                               + "inputs.parts must name a part of the retrieved pairs")
+        }
+        self.init(block: block, pairs: try Self.pairs(list))
+    }
+
+    /// Pairs of two different photo names without folders.
+    static func pairs(_ list: [JSONValue]) throws(TaskError) -> [[String]] {
         var pairs: [[String]] = []
         for item in list {
             guard case .array(let names) = item, names.count == 2, case .string(let a) = names[0],
@@ -99,7 +125,17 @@ public struct MatchPairsInputs: Equatable {
             }
             pairs.append([a, b])
         }
-        self.init(block: block, pairs: pairs)
+        return pairs
+    }
+
+    /// The pairs themselves, read from the retrieval's list when they are not listed.
+    func resolvedPairs(workDirectory: String) throws(TaskError) -> [[String]] {
+        switch source {
+        case .listed(let pairs): return pairs
+        case .retrieved(let part, let parts):
+            let all = try RetrievePairsTask.readPairs(workDirectory: workDirectory)
+            return Swift.stride(from: part, to: all.count, by: parts).map { all[$0] }
+        }
     }
 }
 
@@ -144,9 +180,10 @@ public struct MatchPairsTask {
 
         var verified: [VerifiedPair] = []
         var candidates = 0, inliers = 0
-        for (index, pair) in inputs.pairs.enumerated() {
+        let pairs = try inputs.resolvedPairs(workDirectory: workDirectory)
+        for (index, pair) in pairs.enumerated() {
             if sink.shouldStop { throw TaskError.cancelled }
-            let count = inputs.pairs.count
+            let count = pairs.count
             sink.progress(Double(index) / Double(max(1, count)), "pair \(index + 1) of \(count)")
             guard let (first, firstFacts) = try load(pair[0]), let (second, secondFacts) = try load(pair[1]) else {
                 continue
@@ -178,7 +215,7 @@ public struct MatchPairsTask {
         }
         sink.progress(1, "done")
         return TaskOutcome(outputs: outputs, data: [
-            "pairs": .number(Double(inputs.pairs.count)), "verifiedPairs": .number(Double(verified.count)),
+            "pairs": .number(Double(pairs.count)), "verifiedPairs": .number(Double(verified.count)),
             "matches": .number(Double(candidates)), "inliers": .number(Double(inliers)),
         ])
     }

@@ -15,7 +15,7 @@ import Darwin
 /// worker cannot accept, 78 after `reject`. The loop never closes the descriptors it was given.
 public final class WorkerLoop: @unchecked Sendable {
     /// The task kinds this worker runs, as `hello` announces them.
-    public static let capabilities: [TaskKind] = [.preprocess, .features, .match, .map]
+    public static let capabilities: [TaskKind] = [.preprocess, .features, .retrieve, .match, .map]
 
     private let input: Int32
     private let output: LineWriter
@@ -176,6 +176,7 @@ public final class WorkerLoop: @unchecked Sendable {
         switch assignment.kind {
         case .preprocess: return try PreprocessTask(assignment).run(sink)
         case .features: return try DetectFeaturesTask(assignment).run(sink)
+        case .retrieve: return try RetrievePairsTask(assignment).run(sink)
         case .match: return try MatchPairsTask(assignment).run(sink)
         case .map: return try MapTask(assignment).run(sink)
         default:

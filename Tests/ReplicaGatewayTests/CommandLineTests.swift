@@ -126,6 +126,21 @@ final class CommandLineTests: XCTestCase {
         XCTAssertNil(options.workerCommand)
         XCTAssertEqual(options.logLevel, .warning, "a server's REPLICA_LOG_LEVEL would drown the progress display")
         XCTAssertNil(options.progressStyle)
+        XCTAssertEqual(options.pairing, .automatic)
+    }
+
+    func testReconstructTakesAPairSelectionStrategy() throws {
+        for strategy in PairSelectionStrategy.allCases {
+            let command = try CommandLineInterface.parse(["reconstruct", "--images", "p", "--pairs",
+                                                          strategy.rawValue.uppercased()], environment: [:])
+            guard case .reconstruct(let options) = command else { return XCTFail("not reconstruct") }
+            XCTAssertEqual(options.pairing, strategy)
+        }
+        XCTAssertThrowsError(try CommandLineInterface.parse(["reconstruct", "--images", "p", "--pairs", "vocab"],
+                                                            environment: [:])) { error in
+            XCTAssertTrue("\(error)".contains("--pairs must be one of automatic, exhaustive, sequential, retrieval"),
+                          "\(error)")
+        }
     }
 
     func testReconstructFlagsInBothForms() throws {

@@ -315,6 +315,8 @@ final class ComputationTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(evaluation.rotationErrorDegrees).median, 0.5)
         XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/projects/Ring/work/images/"
                                                      + names[0] + ".json"), "Pre-Processing's sidecar")
+        let jobLog = (try? String(contentsOfFile: directory + "/projects/Ring/work/job.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(jobLog.contains("Image Alignment: \(names.count) of \(names.count) photos aligned"), jobLog)
         assertAPIError(try gateway.send("GET", "/api/projects/no-such-project/cameras"), 404, "Project not found")
     }
 

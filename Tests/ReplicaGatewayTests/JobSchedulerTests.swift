@@ -23,7 +23,7 @@ private final class FakeDispatcher: TaskDispatcher {
     }
 
     /// The kinds the fake's workers run.
-    var kinds: Set<TaskKind> = [.preprocess, .features, .match, .map]
+    var kinds: Set<TaskKind> = [.preprocess, .features, .retrieve, .match, .map]
 
     func idleWorkers(for kind: TaskKind) -> Int { kinds.contains(kind) ? idle : 0 }
 
@@ -249,6 +249,33 @@ final class JobSchedulerTests: XCTestCase {
         let map = try XCTUnwrap(tasks.first { $0.kind == .map })
         XCTAssertEqual(map.dependencies, [match.id])
         XCTAssertEqual(map.inputs["blocks"], .array([match.inputs["block"]!]))
+    }
+
+    func testALargeUnorderedSetIsMatchedThroughRetrieval() throws {
+        let (project, names) = try makeProject("large", images: 70)
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .imageAlignment)
+        let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
+        let features = tasks.filter { $0.kind == .features }
+        let retrieve = try XCTUnwrap(tasks.first { $0.kind == .retrieve })
+        XCTAssertEqual(Set(retrieve.dependencies), Set(features.map(\.id)))
+        XCTAssertEqual(retrieve.inputs["neighbours"], .number(Double(JobPlanner.retrievalNeighbours)))
+        let matches = tasks.filter { $0.kind == .match }
+        // 70 photos × 25 neighbours at most, 40 pairs a block: 44 parts of the retrieved list.
+        XCTAssertEqual(matches.count, 44)
+        XCTAssertTrue(matches.allSatisfy { $0.dependencies == [retrieve.id] && $0.inputs["pairs"] == nil })
+        XCTAssertEqual(matches.map { $0.inputs["part"] }, (0..<44).map { .number(Double($0)) })
+        XCTAssertEqual(Set(try XCTUnwrap(tasks.first { $0.kind == .map }).dependencies), Set(matches.map(\.id)))
+
+        // Asked for, every pair instead: 2,415 of them, listed in the blocks.
+        let (other, otherNames) = try makeProject("forced", images: 70)
+        try scheduler.submit(project: other, images: otherNames, options: ComputeOptions(),
+                             lastStage: .imageAlignment, pairing: .exhaustive)
+        let forced = try jobs.tasks(jobID: try jobs.jobs(projectID: other.id)[0].id)
+        XCTAssertFalse(forced.contains { $0.kind == .retrieve })
+        XCTAssertEqual(forced.filter { $0.kind == .match }.reduce(0) { total, task in
+            guard case .array(let pairs) = task.inputs["pairs"] else { return total }
+            return total + pairs.count
+        }, 70 * 69 / 2)
     }
 
     func testSequentialOrderingMatchesNeighboursAndLoopClosuresOnly() throws {
