@@ -63,7 +63,8 @@ enum JobPlanner {
         }
         var blocks: [String] = []
         var mapDependencies: [Int] = []
-        if strategy(pairing, options: options, imageCount: images.count) == .retrieval {
+        let chosen = strategy(pairing, options: options, imageCount: images.count)
+        if chosen == .retrieval {
             // The pairs are known once every photo's features are: one retrieval task, then the matching tasks
             // share its list out, each taking every n-th pair.
             let retrieval = earlier.count + tasks.count
@@ -82,8 +83,7 @@ enum JobPlanner {
                                          dependencies: [retrieval]))
             }
         }
-        let selection: PairSelection = strategy(pairing, options: options, imageCount: images.count) == .sequential
-            ? .sequentialDefault : .exhaustive
+        let selection: PairSelection = chosen == .sequential ? .sequentialDefault : .exhaustive
         let pairs = blocks.isEmpty ? SelectPairs.pairs(imageCount: images.count, selection: selection) : []
         for start in stride(from: 0, to: pairs.count, by: pairsPerBlock) {
             let block = Array(pairs[start..<min(pairs.count, start + pairsPerBlock)])
