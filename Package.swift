@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CExif", pkgConfig: "libexif", providers: [.apt(["libexif-dev"])]),
         // No pkgConfig: Debian's libvlfeat-dev ships no .pc file; the module map links libvl by name.
         .systemLibrary(name: "CVLFeat", path: "Sources/CVLFeat", providers: [.apt(["libvlfeat-dev"])]),
+        // A vectorised column convolution under VLFeat's own name, which libvl's SIFT then calls (see the file).
+        .target(name: "CVLFeatKernels", dependencies: ["CVLFeat"]),
         // OpenBLAS (found with pkg-config: its CBLAS header lives in a per-variant folder) and LAPACKE.
         .systemLibrary(name: "CLinearAlgebra", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
@@ -62,7 +64,8 @@ let package = Package(
         // linear algebra from OpenBLAS and LAPACKE;
         // ReplicaCore only for OptionsError, which every options struct's validate() throws.
         .target(name: "ReplicaReconstruction",
-                dependencies: ["ReplicaGeometry", "ReplicaImageIO", "ReplicaCore", "CVLFeat", "CLinearAlgebra"]),
+                dependencies: ["ReplicaGeometry", "ReplicaImageIO", "ReplicaCore", "CVLFeat", "CVLFeatKernels",
+                               "CLinearAlgebra"]),
         .executableTarget(name: "replica-bench", dependencies: ["ReplicaEvaluation"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaWorker", "ReplicaProtocol"]),
 
