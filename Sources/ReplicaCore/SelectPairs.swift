@@ -20,21 +20,17 @@ public struct ImagePair: Hashable, Comparable, Sendable, CustomStringConvertible
 public enum PairSelection: Equatable, Sendable {
     /// Every pair: right for small unordered sets, n(n−1)/2 pairs.
     case exhaustive
-    /// A walk: each image with its next `window` images, and the anchors (every `loopClosureStride`-th image)
-    /// with each other, so that a walk that comes back to its start closes. The anchors' pairs grow with the
-    /// square of n / stride: right up to a few thousand images; larger sets need retrieval.
-    case sequential(window: Int, loopClosureStride: Int)
+    /// A walk: each image with its next `window` images, n·window pairs at most. A walk that comes back to an
+    /// earlier place needs loop-closure pairs besides, which the job finds by image retrieval.
+    case sequential(window: Int)
 
-    /// The defaults for `sampleOrdering: "sequential"`: ten neighbours, loop-closure candidates every 10 images.
-    public static let sequentialDefault = PairSelection.sequential(window: 10, loopClosureStride: 10)
+    /// The window for `sampleOrdering: "sequential"`: ten neighbours, as COLMAP's sequential matcher has.
+    public static let sequentialDefault = PairSelection.sequential(window: 10)
 
-    /// Throws for a window or stride below 1.
+    /// Throws for a window below 1.
     public func validate() throws {
-        if case .sequential(let window, let stride) = self {
+        if case .sequential(let window) = self {
             guard window >= 1 else { throw PairSelectionError("window must be at least 1 image, not \(window)") }
-            guard stride >= 1 else {
-                throw PairSelectionError("loopClosureStride must be at least 1 image, not \(stride)")
-            }
         }
     }
 }
@@ -54,18 +50,8 @@ public enum SelectPairs {
         switch selection {
         case .exhaustive:
             return (0..<imageCount).flatMap { a in ((a + 1)..<imageCount).map { ImagePair(a, $0) } }
-        case .sequential(let window, let stride):
-            var chosen = Set<ImagePair>()
-            for a in 0..<imageCount {
-                for b in (a + 1)..<min(imageCount, a + 1 + window) { chosen.insert(ImagePair(a, b)) }
-            }
-            // Loop closure: sparse anchors matched with each other across the whole walk, so a return to an
-            // earlier place is found without matching every pair.
-            let anchors = Array(Swift.stride(from: 0, to: imageCount, by: stride))
-            for (index, a) in anchors.enumerated() {
-                for b in anchors[(index + 1)...] { chosen.insert(ImagePair(a, b)) }
-            }
-            return chosen.sorted()
+        case .sequential(let window):
+            return (0..<imageCount).flatMap { a in ((a + 1)..<min(imageCount, a + 1 + window)).map { ImagePair(a, $0) } }
         }
     }
 }

@@ -155,7 +155,7 @@ public enum CommandLineInterface {
           --stop-after STAGE
                              The last stage to run, one of: \(stageNames). (default every stage)
           --pairs STRATEGY   Which photos are matched: exhaustive (every pair), sequential (each with
-                             its next ten, and loop closures), retrieval (each with its 25 most
+                             its next ten and its ten most similar), retrieval (each with its 25 most
                              similar by visual words), or automatic: sequential for an ordered walk,
                              exhaustive up to 60 photos, retrieval above. (default automatic)
           --workers N        As for serve. (env REPLICA_WORKERS)

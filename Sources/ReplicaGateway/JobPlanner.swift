@@ -19,15 +19,17 @@ enum JobPlanner {
         PipelineStage.allCases.filter { lastStage == nil || $0 <= lastStage! }
     }
 
-    /// The tasks for `images` (file names in the project's `images/`, in the order to run them).
+    /// The tasks for `images` (file names in the project's `images/`, in the order to run them), for a pool of
+    /// `workers` workers.
     static func plan(images: [String], options: ComputeOptions, lastStage: PipelineStage?,
-                     pairing: PairSelectionStrategy = .automatic) -> [PlannedTask] {
+                     pairing: PairSelectionStrategy = .automatic, workers: Int = 1) -> [PlannedTask] {
         var tasks: [PlannedTask] = []
         for stage in stages(upTo: lastStage) {
             switch stage {
             case .preProcessing: tasks += preProcessing(images: images, settings: options.settings)
             case .imageAlignment:
-                tasks += imageAlignment(images: images, options: options, pairing: pairing, after: tasks)
+                tasks += imageAlignment(images: images, options: options, pairing: pairing, workers: workers,
+                                        after: tasks)
             }
         }
         return tasks
@@ -46,7 +48,7 @@ enum JobPlanner {
     /// pairs (after the features of the block's photos), then one structure-from-motion task after them all.
     /// `earlier` are the tasks planned so far; their indices are the dependencies' numbering.
     private static func imageAlignment(images: [String], options: ComputeOptions, pairing: PairSelectionStrategy,
-                                       after earlier: [PlannedTask]) -> [PlannedTask] {
+                                       workers: Int, after earlier: [PlannedTask]) -> [PlannedTask] {
         var preprocessing: [String: Int] = [:]
         for (index, task) in earlier.enumerated() where task.kind == .preprocess {
             if let image = task.image { preprocessing[image] = index }
@@ -64,15 +66,18 @@ enum JobPlanner {
         var blocks: [String] = []
         var mapDependencies: [Int] = []
         let chosen = strategy(pairing, options: options, imageCount: images.count)
-        if chosen == .retrieval {
+        if chosen == .retrieval || chosen == .sequential {
             // The pairs are known once every photo's features are: one retrieval task, then the matching tasks
-            // share its list out, each taking every n-th pair.
+            // share its list out, each taking every n-th pair. A walk adds each photo's next few.
+            let window = chosen == .sequential ? sequentialWindow : 0
+            let neighbours = chosen == .sequential ? loopClosureNeighbours : retrievalNeighbours
             let retrieval = earlier.count + tasks.count
-            tasks.append(PlannedTask(stage: .imageAlignment, kind: .retrieve, image: nil,
-                                     inputs: ["images": .array(images.map(JSONValue.string)),
-                                              "neighbours": .number(Double(retrievalNeighbours))],
+            var inputs: [String: JSONValue] = ["images": .array(images.map(JSONValue.string)),
+                                               "neighbours": .number(Double(neighbours))]
+            if window > 0 { inputs["window"] = .number(Double(window)) }
+            tasks.append(PlannedTask(stage: .imageAlignment, kind: .retrieve, image: nil, inputs: inputs,
                                      dependencies: featuresTask))
-            let parts = max(1, (images.count * retrievalNeighbours + pairsPerBlock - 1) / pairsPerBlock)
+            let parts = blockCount(pairs: images.count * (neighbours + window), workers: workers)
             for part in 0..<parts {
                 let name = String(format: "block-%05d", part)
                 blocks.append(name)
@@ -83,10 +88,10 @@ enum JobPlanner {
                                          dependencies: [retrieval]))
             }
         }
-        let selection: PairSelection = chosen == .sequential ? .sequentialDefault : .exhaustive
-        let pairs = blocks.isEmpty ? SelectPairs.pairs(imageCount: images.count, selection: selection) : []
-        for start in stride(from: 0, to: pairs.count, by: pairsPerBlock) {
-            let block = Array(pairs[start..<min(pairs.count, start + pairsPerBlock)])
+        let pairs = blocks.isEmpty ? SelectPairs.pairs(imageCount: images.count, selection: .exhaustive) : []
+        let count = blockCount(pairs: pairs.count, workers: workers)
+        for index in 0..<(pairs.isEmpty ? 0 : count) {
+            let block = Array(pairs[index * pairs.count / count..<(index + 1) * pairs.count / count])
             let name = String(format: "block-%05d", blocks.count)
             blocks.append(name)
             let involved = Set(block.flatMap { [$0.first, $0.second] }).sorted()
@@ -118,10 +123,24 @@ enum JobPlanner {
     /// each photo with its `retrievalNeighbours` most similar, so the pairs grow linearly with the photos.
     static let largestExhaustiveSet = 60
     static let retrievalNeighbours = 25
+    /// A walk: each photo with its next `sequentialWindow`, and its `loopClosureNeighbours` most similar photos
+    /// found by retrieval, which close the walk where it comes back and hold it together where its order is
+    /// only roughly that of the views.
+    static let sequentialWindow = 10
+    static let loopClosureNeighbours = 10
 
     /// Pairs per matching task: about 5 to 30 seconds of work at the default budgets, short enough that
     /// progress moves and a lost worker costs little, long enough that a task's start-up is noise.
     static let pairsPerBlock = 40
+
+    /// How many matching tasks share `pairs` pairs: about `pairsPerBlock` each, their count rounded up to a
+    /// multiple of `workers` (but never more than the pairs), so that the last round of a small job keeps
+    /// every worker busy instead of leaving some idle while one finishes a full block.
+    static func blockCount(pairs: Int, workers: Int) -> Int {
+        let blocks = max(1, (pairs + pairsPerBlock - 1) / pairsPerBlock)
+        let rounded = (blocks + max(1, workers) - 1) / max(1, workers) * max(1, workers)
+        return max(1, min(rounded, pairs))
+    }
 
     /// The most SIFT features kept per photo: more detail, more features, as the working copies grow. COLMAP's
     /// default of 8192 is the medium level's.

@@ -8,6 +8,8 @@ protocol TaskDispatcher: AnyObject {
     /// Sends the task to an idle worker that runs its kind; false when there is none.
     func dispatch(_ task: TaskAssignment) -> Bool
     func idleWorkers(for kind: TaskKind) -> Int
+    /// The workers the pool runs, busy or not: what a job's plan divides its work for.
+    var workerCount: Int { get }
     /// Stops the task's worker; the task then ends `.stopped`.
     func terminate(taskId: TaskID)
 }
@@ -80,7 +82,8 @@ final class JobScheduler: WorkerPoolDelegate {
         let record = JobRecord(id: UUID().uuidString.lowercased(), projectID: project.id, options: options,
                                lastStage: lastStage, state: .queued, progress: 0, errorMessage: "",
                                createdAt: clock.now)
-        let planned = JobPlanner.plan(images: images, options: options, lastStage: lastStage, pairing: pairing)
+        let planned = JobPlanner.plan(images: images, options: options, lastStage: lastStage, pairing: pairing,
+                                      workers: dispatcher?.workerCount ?? 1)
         let tasks = try jobs.database.transaction {
             let tasks = try jobs.insertJob(record, tasks: planned)
             try projects.updateComputation(projectID: project.id, status: "queued", progress: 0, stage: "",

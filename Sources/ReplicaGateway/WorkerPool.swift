@@ -193,6 +193,8 @@ final class WorkerPool {
     }
 
     /// Idle workers able to run `kind`.
+    var workerCount: Int { options.count }
+
     func idleWorkers(for kind: TaskKind) -> Int {
         guard !isShuttingDown else { return 0 }
         return slots.filter { $0.worker.map { $0.isIdle && $0.capabilities.contains(kind) } ?? false }.count

@@ -9,14 +9,17 @@ public struct RetrievePairsInputs: Equatable {
     public var images: [String]
     /// The most similar photos each photo is paired with.
     public var neighbours: Int
+    /// For a walk: each photo is paired with its next `window` photos as well, retrieval then closing loops.
+    public var window: Int
 
-    public init(images: [String], neighbours: Int) {
+    public init(images: [String], neighbours: Int, window: Int = 0) {
         self.images = images
         self.neighbours = neighbours
+        self.window = window
     }
 
     public init(_ inputs: [String: JSONValue]) throws(TaskError) {
-        if let unknown = inputs.keys.sorted().first(where: { $0 != "images" && $0 != "neighbours" }) {
+        if let unknown = inputs.keys.sorted().first(where: { !["images", "neighbours", "window"].contains($0) }) {
             throw invalidInput("inputs.\(unknown) is not an input of a retrieve task")
         }
         guard case .array(let list) = inputs["images"] else {
@@ -33,12 +36,21 @@ public struct RetrievePairsInputs: Equatable {
               neighbours >= 1 else {
             throw invalidInput("inputs.neighbours must be a whole number of at least 1")
         }
-        self.init(images: images, neighbours: neighbours)
+        var window = 0
+        if let given = inputs["window"] {
+            guard case .number(let number) = given, let whole = Int(exactly: number), whole >= 0 else {
+                throw invalidInput("inputs.window must be a whole number of photos, 0 or more")
+            }
+            window = whole
+        }
+        self.init(images: images, neighbours: neighbours, window: window)
     }
 }
 
-/// Image retrieval for a large unordered set: a visual vocabulary learnt from the photos' own descriptors, and
-/// each photo paired with its most similar `neighbours` (`ImageRetrieval`). The pairs go to
+/// Image retrieval: a visual vocabulary learnt from the photos' own descriptors, and each photo paired with its
+/// most similar `neighbours` (`ImageRetrieval`). For a large unordered set these are all its pairs; for a walk
+/// they are the loop closures added to each photo's next `window` photos, as COLMAP's sequential matcher finds
+/// them with its vocabulary tree. The pairs go to
 /// `work/matches/retrieved-pairs.json` as `[[first, second], …]`, which the job's `match` tasks share out.
 /// Photos Pre-Processing left out take no part.
 public struct RetrievePairsTask {
@@ -66,7 +78,9 @@ public struct RetrievePairsTask {
             sets.append(try readFeatures(workDirectory: workDirectory, image: image))
         }
         sink.progress(0.3, "learning the vocabulary")
-        let pairs = ImageRetrieval.pairs(sets, options: RetrievalOptions(neighbours: inputs.neighbours))
+        let retrieved = ImageRetrieval.pairs(sets, options: RetrievalOptions(neighbours: inputs.neighbours))
+        let walk = SelectPairs.pairs(imageCount: sets.count, selection: .sequential(window: max(1, inputs.window)))
+        let pairs = inputs.window == 0 ? retrieved : Array(Set(retrieved).union(walk)).sorted()
         if sink.shouldStop { throw TaskError.cancelled }
         let document = pairs.map { [names[$0.first], names[$0.second]] }
         do {

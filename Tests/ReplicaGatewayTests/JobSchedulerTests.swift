@@ -10,7 +10,12 @@ private final class FakeDispatcher: TaskDispatcher {
     private(set) var sent: [TaskAssignment] = []
     private(set) var terminated: [TaskID] = []
 
-    init(workers: Int) { idle = workers }
+    let workerCount: Int
+
+    init(workers: Int) {
+        idle = workers
+        workerCount = workers
+    }
 
     /// Tasks no worker takes (as if only some workers could run them).
     var refuses: (TaskAssignment) -> Bool = { _ in false }
@@ -226,11 +231,11 @@ final class JobSchedulerTests: XCTestCase {
         options.featureSensitivity = .high
         try scheduler.submit(project: project, images: names, options: options, lastStage: .imageAlignment)
         let order = runEverything()
-        // Each photo's features wait for its Pre-Processing, the one block of its 6 pairs for every photo's
-        // features, and the map for the block.
+        // Each photo's features wait for its Pre-Processing, the two blocks of its 6 pairs (one per worker of
+        // the pool) for the features of their photos, and the map for both blocks.
         XCTAssertEqual(order.filter { $0 == .preprocess }.count, 4)
         XCTAssertEqual(order.filter { $0 == .features }.count, 4)
-        XCTAssertEqual(order.suffix(2), [.match, .map])
+        XCTAssertEqual(order.suffix(3), [.match, .match, .map])
         XCTAssertEqual(try status(project).status, "completed")
 
         let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
@@ -242,13 +247,19 @@ final class JobSchedulerTests: XCTestCase {
             let preprocess = tasks.first { $0.kind == .preprocess && $0.image == task.image }!
             XCTAssertEqual(task.dependencies, [preprocess.id])
         }
-        let match = try XCTUnwrap(tasks.first { $0.kind == .match })
-        guard case .array(let pairs) = match.inputs["pairs"] else { return XCTFail("no pairs in \(match.inputs)") }
+        let matches = tasks.filter { $0.kind == .match }
+        let pairs = matches.flatMap { match -> [JSONValue] in
+            guard case .array(let pairs) = match.inputs["pairs"] else { return [] }
+            return pairs
+        }
         XCTAssertEqual(pairs.count, 6)
-        XCTAssertEqual(Set(match.dependencies), Set(features.map(\.id)))
+        XCTAssertEqual(Set(pairs.map { "\($0)" }).count, 6)
+        // Pairs 0–1, 0–2, 0–3, then 1–2, 1–3, 2–3: the first block needs every photo, the second not photo 0.
+        XCTAssertEqual(Set(matches[0].dependencies), Set(features.map(\.id)))
+        XCTAssertEqual(Set(matches[1].dependencies), Set(features.dropFirst().map(\.id)))
         let map = try XCTUnwrap(tasks.first { $0.kind == .map })
-        XCTAssertEqual(map.dependencies, [match.id])
-        XCTAssertEqual(map.inputs["blocks"], .array([match.inputs["block"]!]))
+        XCTAssertEqual(map.dependencies, matches.map(\.id))
+        XCTAssertEqual(map.inputs["blocks"], .array(matches.map { $0.inputs["block"]! }))
     }
 
     func testALargeUnorderedSetIsMatchedThroughRetrieval() throws {
@@ -284,14 +295,32 @@ final class JobSchedulerTests: XCTestCase {
         options.sampleOrdering = .sequential
         try scheduler.submit(project: project, images: names, options: options, lastStage: .imageAlignment)
         let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
-        let pairs = tasks.filter { $0.kind == .match }.flatMap { task -> [JSONValue] in
-            guard case .array(let pairs) = task.inputs["pairs"] else { return [] }
-            return pairs
+        // The walk's next ten photos and its ten most similar, from one retrieval task after every photo's
+        // features; the matching tasks share that list out.
+        let retrieve = try XCTUnwrap(tasks.first { $0.kind == .retrieve })
+        XCTAssertEqual(retrieve.inputs["window"], .number(10))
+        XCTAssertEqual(retrieve.inputs["neighbours"], .number(10))
+        XCTAssertEqual(Set(retrieve.dependencies), Set(tasks.filter { $0.kind == .features }.map(\.id)))
+        let matches = tasks.filter { $0.kind == .match }
+        // At most 30 × 20 pairs, 40 a block: 15 blocks, rounded up to 16 for the two workers.
+        XCTAssertEqual(matches.count, 16)
+        XCTAssertTrue(matches.allSatisfy { $0.dependencies == [retrieve.id] && $0.inputs["parts"] == .number(16) })
+    }
+
+    func testSmallJobsSplitTheirPairsEvenlyOverTheWorkers() throws {
+        // 11 photos, 55 pairs: two blocks of 27 and 28 for the two workers, not one of 40 and one of 15.
+        let (project, names) = try makeProject("eleven", images: 11)
+        try scheduler.submit(project: project, images: names, options: ComputeOptions(), lastStage: .imageAlignment)
+        let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
+        let sizes = tasks.filter { $0.kind == .match }.map { task -> Int in
+            guard case .array(let pairs) = task.inputs["pairs"] else { return 0 }
+            return pairs.count
         }
-        // Each photo with its next ten (245 pairs for 30 photos), and the anchors 0, 10 and 20 with each other,
-        // of which only 0–20 is not a neighbour pair already.
-        XCTAssertEqual(pairs.count, 246)
-        XCTAssertLessThan(pairs.count, 30 * 29 / 2)
+        XCTAssertEqual(sizes, [27, 28])
+        XCTAssertEqual(JobPlanner.blockCount(pairs: 120, workers: 2), 4)
+        XCTAssertEqual(JobPlanner.blockCount(pairs: 3, workers: 8), 3)
+        XCTAssertEqual(JobPlanner.blockCount(pairs: 1081, workers: 2), 28)
+        XCTAssertEqual(JobPlanner.blockCount(pairs: 1081, workers: 3), 30)
     }
 
     func testAPhotoLeftOutByPreProcessingTakesItsFeaturesWithIt() throws {

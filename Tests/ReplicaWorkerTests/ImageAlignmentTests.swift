@@ -37,6 +37,7 @@ final class ImageAlignmentTests: XCTestCase {
             let inputs = DetectFeaturesInputs(image: name, maxFeatures: 4096, sensitivity: .high)
             _ = try DetectFeaturesTask(inputs: inputs, workDirectory: work).run(sink)
         }
+        try checkTheWalkClosesThroughRetrieval(names: names, work: work)
         let pairs = SelectPairs.pairs(imageCount: names.count, selection: .exhaustive)
             .map { [names[$0.first], names[$0.second]] }
         let matched = try MatchPairsTask(inputs: MatchPairsInputs(block: "block-00000", pairs: pairs),
@@ -71,6 +72,25 @@ final class ImageAlignmentTests: XCTestCase {
         XCTAssertEqual(Set(frames.compactMap { $0["file_path"] as? String }), Set(names.map { "images/" + $0 }))
         let focal = try XCTUnwrap(transforms["fl_x"] as? Double)
         XCTAssertEqual(focal, SceneSpec.ci.focalPixels, accuracy: 0.02 * SceneSpec.ci.focalPixels)
+    }
+
+    /// Taken as a walk, the ring's photos are each paired with the next one, and retrieval finds the pair that
+    /// closes it, the last photo with the first, 30° apart, which no window of neighbours holds.
+    private func checkTheWalkClosesThroughRetrieval(names: [String], work: String) throws {
+        let inputs = try RetrievePairsInputs(["images": .array(names.map(JSONValue.string)),
+                                              "neighbours": .number(2), "window": .number(1)])
+        XCTAssertEqual(inputs.window, 1)
+        let outcome = try RetrievePairsTask(inputs: inputs, workDirectory: work).run(RecordingSink())
+        let data = try Data(contentsOf: URL(fileURLWithPath: work + "/" + RetrievePairsTask.output))
+        let pairs = Set(try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [[String]]))
+        XCTAssertEqual(outcome.data["pairs"], .number(Double(pairs.count)))
+        for index in names.indices.dropLast() {
+            XCTAssertTrue(pairs.contains([names[index], names[index + 1]]), "window pair \(index)")
+        }
+        XCTAssertTrue(pairs.contains([names[0], names[11]]), "the loop's closing pair is missing: \(pairs)")
+        XCTAssertLessThanOrEqual(pairs.count, 12 * 3)
+        XCTAssertThrowsError(try RetrievePairsInputs(["images": .array([]), "neighbours": .number(2),
+                                                      "window": .number(-1)]))
     }
 
     func testTooFewAlignedPhotosFailWithWhatToDo() throws {
