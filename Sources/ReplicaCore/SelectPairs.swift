@@ -24,9 +24,6 @@ public enum PairSelection: Equatable, Sendable {
     /// earlier place needs loop-closure pairs besides, which the job finds by image retrieval.
     case sequential(window: Int)
 
-    /// The window for `sampleOrdering: "sequential"`: ten neighbours, as COLMAP's sequential matcher has.
-    public static let sequentialDefault = PairSelection.sequential(window: 10)
-
     /// Throws for a window below 1.
     public func validate() throws {
         if case .sequential(let window) = self {
@@ -51,7 +48,9 @@ public enum SelectPairs {
         case .exhaustive:
             return (0..<imageCount).flatMap { a in ((a + 1)..<imageCount).map { ImagePair(a, $0) } }
         case .sequential(let window):
-            return (0..<imageCount).flatMap { a in ((a + 1)..<min(imageCount, a + 1 + window)).map { ImagePair(a, $0) } }
+            return (0..<imageCount).flatMap { a in
+                ((a + 1)..<min(imageCount, a + 1 + window)).map { ImagePair(a, $0) }
+            }
         }
     }
 }

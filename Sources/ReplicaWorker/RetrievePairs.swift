@@ -78,9 +78,11 @@ public struct RetrievePairsTask {
             sets.append(try readFeatures(workDirectory: workDirectory, image: image))
         }
         sink.progress(0.3, "learning the vocabulary")
-        let retrieved = ImageRetrieval.pairs(sets, options: RetrievalOptions(neighbours: inputs.neighbours))
-        let walk = SelectPairs.pairs(imageCount: sets.count, selection: .sequential(window: max(1, inputs.window)))
-        let pairs = inputs.window == 0 ? retrieved : Array(Set(retrieved).union(walk)).sorted()
+        var pairs = ImageRetrieval.pairs(sets, options: RetrievalOptions(neighbours: inputs.neighbours))
+        if inputs.window > 0 {
+            let walk = SelectPairs.pairs(imageCount: sets.count, selection: .sequential(window: inputs.window))
+            pairs = Array(Set(pairs).union(walk)).sorted()
+        }
         if sink.shouldStop { throw TaskError.cancelled }
         let document = pairs.map { [names[$0.first], names[$0.second]] }
         do {

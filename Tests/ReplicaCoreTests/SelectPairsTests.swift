@@ -30,7 +30,7 @@ final class SelectPairsTests: XCTestCase {
     }
 
     func testALongWalkNeedsFarFewerPairsThanExhaustive() {
-        let thousand = SelectPairs.pairs(imageCount: 1000, selection: .sequentialDefault).count
+        let thousand = SelectPairs.pairs(imageCount: 1000, selection: .sequential(window: 10)).count
         // Ten neighbours each, but the last ten images have fewer than ten after them.
         XCTAssertEqual(thousand, 1000 * 10 - 55)
         XCTAssertLessThan(thousand, 1000 * 999 / 2 / 40)
@@ -38,7 +38,7 @@ final class SelectPairsTests: XCTestCase {
 
     func testNonsenseIsRefused() {
         XCTAssertThrowsError(try PairSelection.sequential(window: 0).validate())
-        XCTAssertNoThrow(try PairSelection.sequentialDefault.validate())
+        XCTAssertNoThrow(try PairSelection.sequential(window: 10).validate())
         XCTAssertNoThrow(try PairSelection.exhaustive.validate())
     }
 }
