@@ -60,6 +60,10 @@ public struct AlignmentOptions: Equatable, Sendable {
     public var registrationMinimumInliers = 30
     /// The largest reprojection error of an inlier of registration, in pixels.
     public var registrationMaximumErrorPixels = 12.0
+    /// The least fraction of an image's 2D–3D correspondences its pose must explain. Below it the image
+    /// waits: most of what it sees came from false matches (a symmetric object seen from its mirror side), and
+    /// a pose from the rest would be a guess. COLMAP's 0.25.
+    public var registrationMinimumInlierRatio = 0.25
     /// The largest reprojection error of an observation kept, in pixels.
     public var maximumReprojectionErrorPixels = 4.0
     /// The smallest angle between two rays of a point kept, in degrees.
@@ -147,9 +151,20 @@ public final class IncrementalMapper {
     /// go on; the result so far comes back when it says no.
     public func run(progress: (Double, String) -> Bool = { _, _ in true }) -> AlignmentResult {
         guard timed("initialization", { initialize() }) else { return result() }
+        // Whether the model has been adjusted and re-triangulated in full since the last image registered.
+        var settled = false
         while progress(Double(registeredCount) / Double(input.images.count),
                        "\(registeredCount) of \(input.images.count) images registered") {
-            guard let image = timed("registration", { registerNextImage() }) else { break }
+            var next = timed("registration", { registerNextImage() })
+            if next == nil, !settled, registeredCount < input.images.count {
+                // Adjusted and re-triangulated, the model may hold enough points for an image that found too
+                // few: COLMAP too tries once more after a global adjustment before it stops.
+                settle()
+                settled = true
+                next = timed("registration", { registerNextImage() })
+            }
+            guard let image = next else { break }
+            settled = false
             timed("triangulation", { triangulate(image: image) })
             timed("local bundle adjustment", { adjustLocally(around: image) })
             if Double(registeredCount) >= options.globalBundleGrowth * Double(registeredAtLastGlobal) {
@@ -157,10 +172,15 @@ public final class IncrementalMapper {
                 timed("triangulation", { retriangulate() })
             }
         }
-        timed("final bundle adjustment", { adjustGlobally(iterations: options.finalBundleIterations) })
-        timed("triangulation", { retriangulate() })
+        if !settled { settle() }
         timed("final bundle adjustment", { adjustGlobally(iterations: options.finalBundleIterations) })
         return result()
+    }
+
+    /// A full adjustment to convergence, then every keypoint without a point triangulated again.
+    private func settle() {
+        timed("final bundle adjustment", { adjustGlobally(iterations: options.finalBundleIterations) })
+        timed("triangulation", { retriangulate() })
     }
 
     private var registeredCount: Int { poses.lazy.filter { $0 != nil }.count }
@@ -264,7 +284,7 @@ public final class IncrementalMapper {
         for minimumInliers in [options.registrationMinimumInliers, options.registrationMinimumInliers / 2] {
             var candidates: [(image: Int, visible: Int)] = []
             for image in input.images.indices where poses[image] == nil && !failedSinceGrowth.contains(image) {
-                let visible = visiblePoints(image).count
+                let visible = visiblePoints(image).features
                 if visible >= minimumInliers { candidates.append((image, visible)) }
             }
             candidates.sort { $0.visible > $1.visible || ($0.visible == $1.visible && $0.image < $1.image) }
@@ -280,25 +300,28 @@ public final class IncrementalMapper {
         return nil
     }
 
-    /// Per keypoint of `image` that matches a keypoint of the model, the point it matches (the first found).
-    private func visiblePoints(_ image: Int) -> [(feature: Int, point: Int32)] {
-        var found: [(feature: Int, point: Int32)] = []
-        var seen = Set<Int32>()
+    /// The 2D–3D correspondences of `image`: per keypoint that matches keypoints of registered images, each
+    /// distinct point those belong to. Usually one; where a false match links a keypoint to a second point, or a
+    /// point to a second keypoint, all are kept and the pose's consensus tells them apart, as COLMAP gathers them:
+    /// taking only the first found lets a wrong pair hide the right one. `features` counts the keypoints.
+    private func visiblePoints(_ image: Int) -> (candidates: [(feature: Int, point: Int32)], features: Int) {
+        var found: [(feature: Int, point: Int32)] = [], features = 0
+        var points: [Int32] = []
         for feature in 0..<input.images[image].keypoints.count {
+            points.removeAll(keepingCapacity: true)
             for (other, otherFeature) in graph.correspondences(image: image, feature: feature)
             where poses[Int(other)] != nil {
                 let point = pointOf[Int(other)][Int(otherFeature)]
-                if point >= 0 {
-                    if seen.insert(point).inserted { found.append((feature, point)) }
-                    break
-                }
+                if point >= 0, !points.contains(point) { points.append(point) }
             }
+            if !points.isEmpty { features += 1 }
+            for point in points { found.append((feature, point)) }
         }
-        return found
+        return (found, features)
     }
 
     private func register(_ image: Int, minimumInliers: Int) -> Bool {
-        let matches = visiblePoints(image)
+        let matches = visiblePoints(image).candidates
         let keypoints = input.images[image].keypoints
         let pixels = matches.map { keypoints[$0.feature] }
         let positions = matches.map { points[Int($0.point)]!.position }
@@ -309,7 +332,9 @@ public final class IncrementalMapper {
         guard let estimate = AbsolutePose.estimate(pixels: pixels, points: positions,
                                                    camera: cameras[input.images[image].camera],
                                                    options: poseOptions),
-              estimate.inlierCount >= minimumInliers else { return false }
+              estimate.inlierCount >= minimumInliers,
+              Double(estimate.inlierCount) >= options.registrationMinimumInlierRatio * Double(matches.count)
+        else { return false }
         poses[image] = estimate.camFromWorld
         for (index, match) in matches.enumerated() where estimate.inlierMask[index] {
             observe(point: match.point, image: image, feature: match.feature)
@@ -440,7 +465,48 @@ public final class IncrementalMapper {
         let all = Set(points.indices.filter { points[$0] != nil })
         adjust(moving: registered, points: all, iterations: iterations)
         filter(points: all)
+        mergeTracks()
         registeredAtLastGlobal = registered.count
+    }
+
+    /// Joins points the matches say are one: where an observation of one point corresponds to an observation
+    /// of another, the two see no image in common, and their track-weighted mean reprojects within the
+    /// threshold in every view of both. Points are split where a view was registered between the matches
+    /// that join them; merged, each point has more views to hold it, as COLMAP merges tracks after each
+    /// global adjustment.
+    private func mergeTracks() {
+        for id in points.indices {
+            while let (other, position) = mergeCandidate(for: id) {
+                let joined = points[other]!.track
+                points[id]!.position = position
+                points[id]!.track += joined
+                for observation in joined { pointOf[Int(observation.x)][Int(observation.y)] = Int32(id) }
+                points[other] = nil
+                liveCount -= 1
+            }
+        }
+    }
+
+    /// A point `id` can merge with, if any, and where the merged point lies (see `mergeTracks`).
+    private func mergeCandidate(for id: Int) -> (other: Int, position: Vector3)? {
+        guard let point = points[id] else { return nil }
+        let images = Set(point.track.map(\.x))
+        for observation in point.track {
+            for (image, feature) in graph.correspondences(image: Int(observation.x), feature: Int(observation.y)) {
+                let other = Int(pointOf[Int(image)][Int(feature)])
+                guard other >= 0, other != id, let candidate = points[other],
+                      !candidate.track.contains(where: { images.contains($0.x) }) else { continue }
+                let weight = Double(point.track.count), otherWeight = Double(candidate.track.count)
+                let position = (point.position * weight + candidate.position * otherWeight)
+                    * (1 / (weight + otherWeight))
+                let fits = (point.track + candidate.track).allSatisfy {
+                    reprojectionError(position, image: Int($0.x), feature: Int($0.y))
+                        <= options.maximumReprojectionErrorPixels
+                }
+                if fits { return (other, position) }
+            }
+        }
+        return nil
     }
 
     /// One bundle adjustment: the images `moving` and the points `pointIDs` are refined with every observation
