@@ -254,7 +254,7 @@ final class JobSchedulerTests: XCTestCase {
         }
         XCTAssertEqual(pairs.count, 6)
         XCTAssertEqual(Set(pairs.map { "\($0)" }).count, 6)
-        // Pairs 0–1, 0–2, 0–3, then 1–2, 1–3, 2–3: the first block needs every photo, the second not photo 0.
+        // Pairs 0-1, 0-2, 0-3, then 1-2, 1-3, 2-3: the first block needs every photo, the second not photo 0.
         XCTAssertEqual(Set(matches[0].dependencies), Set(features.map(\.id)))
         XCTAssertEqual(Set(matches[1].dependencies), Set(features.dropFirst().map(\.id)))
         let map = try XCTUnwrap(tasks.first { $0.kind == .map })
