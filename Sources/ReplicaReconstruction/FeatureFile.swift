@@ -6,19 +6,6 @@ import Glibc
 import Darwin
 #endif
 
-/// Why a `.sift` file could not be read or written; names the file.
-public struct FeatureFileError: Error, Equatable, Sendable, CustomStringConvertible {
-    public var path: String
-    public var reason: String
-
-    public init(path: String, reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-
-    public var description: String { "\(path): \(reason)" }
-}
-
 /// The `.sift` file, all little-endian:
 ///
 /// | bytes | content |
@@ -53,8 +40,8 @@ public extension FeatureSet {
     }
 
     /// A feature set from a file's bytes; `path` only names the file in errors.
-    static func decode(_ bytes: [UInt8], path: String) throws(FeatureFileError) -> FeatureSet {
-        func refuse(_ reason: String) -> FeatureFileError { FeatureFileError(path: path, reason: reason) }
+    static func decode(_ bytes: [UInt8], path: String) throws(WorkFile.Failure) -> FeatureSet {
+        func refuse(_ reason: String) -> WorkFile.Failure { WorkFile.Failure(path: path, reason: reason) }
         guard bytes.count >= 8, Array(bytes[0..<8]) == fileMagic else {
             throw refuse("not a feature file (it does not start with RLSIFT1)")
         }
@@ -86,23 +73,13 @@ public extension FeatureSet {
 
     /// Writes the file at `path` through `<path>.partial`, flushed, then renamed into place, so a reader never
     /// sees half a file; the temporary file is removed when writing fails.
-    func write(to path: String) throws(FeatureFileError) {
-        do {
-            try WorkFile.writeAtomically(encoded(), to: path)
-        } catch {
-            throw FeatureFileError(path: error.path, reason: error.reason)
-        }
+    func write(to path: String) throws(WorkFile.Failure) {
+        try WorkFile.writeAtomically(encoded(), to: path)
     }
 
     /// Reads and checks a `.sift` file.
-    static func read(path: String) throws(FeatureFileError) -> FeatureSet {
-        let bytes: [UInt8]
-        do {
-            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw FeatureFileError(path: path, reason: "cannot read: \(error.localizedDescription)")
-        }
-        return try decode(bytes, path: path)
+    static func read(path: String) throws(WorkFile.Failure) -> FeatureSet {
+        try decode(try WorkFile.read(path), path: path)
     }
 
     private func append(_ value: UInt32, to bytes: inout [UInt8]) {

@@ -240,28 +240,6 @@ public enum FeatureMatching {
     }
 }
 
-/// Why a `.match` file could not be read or written; names the file.
-public struct MatchFileError: Error, Equatable, Sendable, CustomStringConvertible {
-    public var path: String
-    public var reason: String
-
-    public init(path: String, reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-
-    public var description: String { "\(path): \(reason)" }
-
-    /// The bytes of a match or verified-pairs file, a failure to read them as this error.
-    static func bytes(of path: String) throws(MatchFileError) -> [UInt8] {
-        do {
-            return try WorkFile.read(path)
-        } catch {
-            throw MatchFileError(path: error.path, reason: error.reason)
-        }
-    }
-}
-
 /// The matches between two images as the next stages read them. The file, all little-endian:
 ///
 /// | bytes | content |
@@ -307,13 +285,13 @@ public struct MatchFile: Equatable, Sendable {
     }
 
     /// A match file from its bytes; `path` only names the file in errors.
-    public static func decode(_ bytes: [UInt8], path: String) throws(MatchFileError) -> MatchFile {
-        func refuse(_ reason: String) -> MatchFileError { MatchFileError(path: path, reason: reason) }
+    public static func decode(_ bytes: [UInt8], path: String) throws(WorkFile.Failure) -> MatchFile {
+        func refuse(_ reason: String) -> WorkFile.Failure { WorkFile.Failure(path: path, reason: reason) }
         guard bytes.count >= magic.count, Array(bytes[0..<magic.count]) == magic else {
             throw refuse("not a match file (it does not start with RLMATCH1)")
         }
         var offset = magic.count
-        func nextWord(_ what: String) throws(MatchFileError) -> UInt32 {
+        func nextWord(_ what: String) throws(WorkFile.Failure) -> UInt32 {
             guard bytes.count >= offset + 4 else {
                 throw refuse("truncated match file: \(bytes.count) bytes end before the \(what)")
             }
@@ -357,17 +335,13 @@ public struct MatchFile: Equatable, Sendable {
 
     /// Writes the file at `path` through `<path>.partial`, flushed, then renamed into place, so a reader never
     /// sees half a file; the temporary file is removed when writing fails.
-    public func write(to path: String) throws(MatchFileError) {
-        do {
-            try WorkFile.writeAtomically(encoded(), to: path)
-        } catch {
-            throw MatchFileError(path: error.path, reason: error.reason)
-        }
+    public func write(to path: String) throws(WorkFile.Failure) {
+        try WorkFile.writeAtomically(encoded(), to: path)
     }
 
     /// Reads and checks a match file.
-    public static func read(path: String) throws(MatchFileError) -> MatchFile {
-        try decode(try MatchFileError.bytes(of: path), path: path)
+    public static func read(path: String) throws(WorkFile.Failure) -> MatchFile {
+        try decode(try WorkFile.read(path), path: path)
     }
 
     private static func append(_ value: UInt32, to bytes: inout [UInt8]) {

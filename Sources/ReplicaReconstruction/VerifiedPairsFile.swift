@@ -60,10 +60,10 @@ public enum VerifiedPairsFile {
     }
 
     /// The pairs of a file's bytes; `path` only names the file in errors.
-    public static func decode(_ bytes: [UInt8], path: String) throws(MatchFileError) -> [VerifiedPair] {
+    public static func decode(_ bytes: [UInt8], path: String) throws(WorkFile.Failure) -> [VerifiedPair] {
         var reader = Reader(bytes: bytes, path: path)
         guard bytes.count >= magic.count, Array(bytes[0..<magic.count]) == magic else {
-            throw MatchFileError(path: path, reason: "not a verified-pairs file (it does not start with RLPAIRS1)")
+            throw WorkFile.Failure(path: path, reason: "not a verified-pairs file (it does not start with RLPAIRS1)")
         }
         reader.offset = magic.count
         let count = Int(try reader.word("pair count"))
@@ -73,12 +73,12 @@ public enum VerifiedPairsFile {
             let second = try reader.name("pair \(index)'s second image name")
             let code = try reader.byte("pair \(index)'s configuration")
             guard let configuration = codes.first(where: { $0.value == code })?.key else {
-                throw MatchFileError(path: path, reason: "damaged file: pair \(index) has configuration \(code)")
+                throw WorkFile.Failure(path: path, reason: "damaged file: pair \(index) has configuration \(code)")
             }
             let candidates = Int(try reader.word("pair \(index)'s candidate count"))
             let inlierCount = Int(try reader.word("pair \(index)'s inlier count"))
             guard inlierCount <= (bytes.count - reader.offset) / 8 else {
-                throw MatchFileError(path: path, reason: "truncated file: pair \(index) claims \(inlierCount) "
+                throw WorkFile.Failure(path: path, reason: "truncated file: pair \(index) claims \(inlierCount) "
                                      + "inliers, more than the bytes left hold")
             }
             var inliers: [FeatureMatch] = []
@@ -86,7 +86,7 @@ public enum VerifiedPairsFile {
             for _ in 0..<inlierCount {
                 let a = Int32(bitPattern: try reader.word("a match")), b = Int32(bitPattern: try reader.word("a match"))
                 guard a >= 0, b >= 0 else {
-                    throw MatchFileError(path: path,
+                    throw WorkFile.Failure(path: path,
                                          reason: "damaged file: pair \(index) has a negative feature index")
                 }
                 inliers.append(FeatureMatch(first: a, second: b))
@@ -95,23 +95,19 @@ public enum VerifiedPairsFile {
                                       candidateCount: candidates, inliers: inliers))
         }
         guard reader.offset == bytes.count else {
-            throw MatchFileError(path: path,
+            throw WorkFile.Failure(path: path,
                                  reason: "damaged file: \(bytes.count - reader.offset) bytes after the last pair")
         }
         return pairs
     }
 
     /// Writes the file whole or not at all (see `WorkFile`).
-    public static func write(_ pairs: [VerifiedPair], to path: String) throws(MatchFileError) {
-        do {
-            try WorkFile.writeAtomically(encode(pairs), to: path)
-        } catch {
-            throw MatchFileError(path: error.path, reason: error.reason)
-        }
+    public static func write(_ pairs: [VerifiedPair], to path: String) throws(WorkFile.Failure) {
+        try WorkFile.writeAtomically(encode(pairs), to: path)
     }
 
-    public static func read(path: String) throws(MatchFileError) -> [VerifiedPair] {
-        try decode(try MatchFileError.bytes(of: path), path: path)
+    public static func read(path: String) throws(WorkFile.Failure) -> [VerifiedPair] {
+        try decode(try WorkFile.read(path), path: path)
     }
 
     private static func append(_ value: UInt32, to bytes: inout [UInt8]) {
@@ -123,30 +119,30 @@ public enum VerifiedPairsFile {
         let path: String
         var offset = 0
 
-        mutating func word(_ what: String) throws(MatchFileError) -> UInt32 {
+        mutating func word(_ what: String) throws(WorkFile.Failure) -> UInt32 {
             guard bytes.count >= offset + 4 else {
-                throw MatchFileError(path: path, reason: "truncated file: it ends before \(what)")
+                throw WorkFile.Failure(path: path, reason: "truncated file: it ends before \(what)")
             }
             defer { offset += 4 }
             return UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
                 | UInt32(bytes[offset + 3]) << 24
         }
 
-        mutating func byte(_ what: String) throws(MatchFileError) -> UInt8 {
+        mutating func byte(_ what: String) throws(WorkFile.Failure) -> UInt8 {
             guard bytes.count > offset else {
-                throw MatchFileError(path: path, reason: "truncated file: it ends before \(what)")
+                throw WorkFile.Failure(path: path, reason: "truncated file: it ends before \(what)")
             }
             defer { offset += 1 }
             return bytes[offset]
         }
 
-        mutating func name(_ what: String) throws(MatchFileError) -> String {
+        mutating func name(_ what: String) throws(WorkFile.Failure) -> String {
             let length = Int(try word("the length of \(what)"))
             guard length <= MatchFile.longestName, bytes.count >= offset + length else {
-                throw MatchFileError(path: path, reason: "truncated or damaged file at \(what)")
+                throw WorkFile.Failure(path: path, reason: "truncated or damaged file at \(what)")
             }
             guard let name = String(validating: bytes[offset..<offset + length], as: UTF8.self) else {
-                throw MatchFileError(path: path, reason: "damaged file: \(what) is not UTF-8")
+                throw WorkFile.Failure(path: path, reason: "damaged file: \(what) is not UTF-8")
             }
             offset += length
             return name

@@ -6,10 +6,15 @@ import Glibc
 
 /// The one way the reconstruction's steps write a result file: whole or not at all.
 public enum WorkFile {
-    /// Why a file was not written: the path it concerns and what went wrong.
-    public struct Failure: Error, CustomStringConvertible {
+    /// Why a work file could not be written, read or understood: the path it concerns and what went wrong.
+    public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
         public var path: String
         public var reason: String
+
+        public init(path: String, reason: String) {
+            self.path = path
+            self.reason = reason
+        }
 
         public var description: String { "\(path): \(reason)" }
     }
