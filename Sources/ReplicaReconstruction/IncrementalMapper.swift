@@ -281,15 +281,18 @@ public final class IncrementalMapper {
     /// nil when none can be placed. When none can with the full count of inliers, half of it is tried before
     /// giving up: wide steps between photos leave each one few of the points its neighbours made.
     private func registerNextImage() -> Int? {
+        // Nothing the model holds changes until an image registers: each image's correspondences serve both tries.
+        let seen = input.images.indices.filter { poses[$0] == nil }.map { (image: $0, visible: visiblePoints($0)) }
         for minimumInliers in [options.registrationMinimumInliers, options.registrationMinimumInliers / 2] {
-            var candidates: [(image: Int, visible: Int)] = []
-            for image in input.images.indices where poses[image] == nil && !failedSinceGrowth.contains(image) {
-                let visible = visiblePoints(image).features
-                if visible >= minimumInliers { candidates.append((image, visible)) }
-            }
-            candidates.sort { $0.visible > $1.visible || ($0.visible == $1.visible && $0.image < $1.image) }
+            let candidates = seen
+                .filter { $0.visible.features >= minimumInliers && !failedSinceGrowth.contains($0.image) }
+                .sorted {
+                    $0.visible.features > $1.visible.features
+                        || ($0.visible.features == $1.visible.features && $0.image < $1.image)
+                }
             for candidate in candidates.prefix(8) {
-                if register(candidate.image, minimumInliers: minimumInliers) {
+                if register(candidate.image, correspondences: candidate.visible.candidates,
+                            minimumInliers: minimumInliers) {
                     failedSinceGrowth = []
                     return candidate.image
                 }
@@ -320,8 +323,8 @@ public final class IncrementalMapper {
         return (found, features)
     }
 
-    private func register(_ image: Int, minimumInliers: Int) -> Bool {
-        let matches = visiblePoints(image).candidates
+    private func register(_ image: Int, correspondences matches: [(feature: Int, point: Int32)],
+                          minimumInliers: Int) -> Bool {
         let keypoints = input.images[image].keypoints
         let pixels = matches.map { keypoints[$0.feature] }
         let positions = matches.map { points[Int($0.point)]!.position }

@@ -60,3 +60,18 @@ func readFeatures(workDirectory: String, image: String) throws(TaskError) -> Fea
 func isFileName(_ name: String) -> Bool { !name.isEmpty && !name.contains("/") && name != "." && name != ".." }
 
 func invalidInput(_ message: String) -> TaskError { .failed(message: message, retryable: false, image: nil) }
+
+/// `inputs[key]` as a list of file names without folders; `what` says what they name, for the error.
+func fileNames(_ inputs: [String: JSONValue], _ key: String, of what: String) throws(TaskError) -> [String] {
+    guard case .array(let list) = inputs[key] else {
+        throw invalidInput("inputs.\(key) must be a list of \(what) names")
+    }
+    var names: [String] = []
+    for item in list {
+        guard case .string(let name) = item, isFileName(name) else {
+            throw invalidInput("inputs.\(key) must hold \(what) names without folders")
+        }
+        names.append(name)
+    }
+    return names
+}

@@ -24,22 +24,8 @@ public struct MapInputs: Equatable {
         if let unknown = inputs.keys.sorted().first(where: { $0 != "images" && $0 != "blocks" }) {
             throw invalidInput("inputs.\(unknown) is not an input of a map task")
         }
-        guard case .array(let imageList) = inputs["images"], case .array(let blockList) = inputs["blocks"] else {
-            throw invalidInput("inputs.images and inputs.blocks must be lists of names")
-        }
-        var images: [String] = [], blocks: [String] = []
-        for item in imageList {
-            guard case .string(let name) = item, isFileName(name) else {
-                throw invalidInput("inputs.images must hold photo names without folders")
-            }
-            images.append(name)
-        }
-        for item in blockList {
-            guard case .string(let name) = item, isFileName(name) else {
-                throw invalidInput("inputs.blocks must hold block names without folders")
-            }
-            blocks.append(name)
-        }
+        let images = try fileNames(inputs, "images", of: "photo")
+        let blocks = try fileNames(inputs, "blocks", of: "block")
         guard Set(images).count == images.count else { throw invalidInput("inputs.images lists a photo twice") }
         self.init(images: images, blocks: blocks)
     }

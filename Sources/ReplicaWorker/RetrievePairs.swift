@@ -22,16 +22,7 @@ public struct RetrievePairsInputs: Equatable {
         if let unknown = inputs.keys.sorted().first(where: { !["images", "neighbours", "window"].contains($0) }) {
             throw invalidInput("inputs.\(unknown) is not an input of a retrieve task")
         }
-        guard case .array(let list) = inputs["images"] else {
-            throw invalidInput("inputs.images must be a list of photo names")
-        }
-        var images: [String] = []
-        for item in list {
-            guard case .string(let name) = item, isFileName(name) else {
-                throw invalidInput("inputs.images must hold photo names without folders")
-            }
-            images.append(name)
-        }
+        let images = try fileNames(inputs, "images", of: "photo")
         guard case .number(let number) = inputs["neighbours"], let neighbours = Int(exactly: number),
               neighbours >= 1 else {
             throw invalidInput("inputs.neighbours must be a whole number of at least 1")
