@@ -61,6 +61,8 @@ public struct BundleAdjustmentProblem: Sendable {
     public var constantPoses: Set<Int>
     /// Points held in place.
     public var constantPoints: Set<Int>
+    /// Cameras whose principal point is held even when the options refine principal points.
+    public var constantPrincipalPoints: Set<Int> = []
     /// One held translation component (axis 0, 1 or 2 of camFromWorld's translation) of one image: with one
     /// pose held, it fixes the scale that the observations leave free.
     public var fixedTranslationAxis: (image: Int, axis: Int)?
@@ -187,6 +189,17 @@ public enum BundleAdjustment {
                              options: BundleAdjustmentOptions = BundleAdjustmentOptions()) -> BundleAdjustmentSummary {
         let solver = BundleAdjuster(problem, options: options)
         return solver.run(&problem)
+    }
+
+    /// How far the data pin down each camera's intrinsics at the problem's current estimate: one standard
+    /// deviation per intrinsic, in the order focal, radial, principal x, principal y, nil for those `options`
+    /// hold. It is the diagonal of the inverse of the reduced camera system (the points marginalised, the
+    /// moving poses and intrinsics free), scaled by the variance of the weighted residuals. Nil when that
+    /// system is singular or the observations leave no redundancy.
+    public static func intrinsicDeviations(of problem: BundleAdjustmentProblem,
+                                           options: BundleAdjustmentOptions = BundleAdjustmentOptions())
+        -> [[Double?]]? {
+        BundleAdjuster(problem, options: options).intrinsicDeviations(problem)
     }
 
     /// The reprojection error of each observation in pixels; infinite for a point behind (or on the plane of)
@@ -374,7 +387,8 @@ private final class BundleAdjuster {
         let observedCameras = Set(observedImages.map { problem.imageCameras[$0] })
         var intrinsicColumns = [Int](repeating: -1, count: 4 * problem.cameras.count)
         for camera in problem.cameras.indices where observedCameras.contains(camera) {
-            for parameter in 0..<4 where refined[parameter] {
+            let held = problem.constantPrincipalPoints.contains(camera)
+            for parameter in 0..<4 where refined[parameter] && !(held && parameter >= 2) {
                 intrinsicColumns[4 * camera + parameter] = next
                 next += 1
             }
@@ -485,6 +499,28 @@ private final class BundleAdjuster {
         summary.finalRootMeanSquareError = BundleAdjustment.rootMeanSquare(
             BundleAdjustment.reprojectionErrors(of: problem))
         return summary
+    }
+
+    /// See `BundleAdjustment.intrinsicDeviations`.
+    func intrinsicDeviations(_ problem: BundleAdjustmentProblem) -> [[Double?]]? {
+        linearize(problem)
+        let redundancy = residuals.count - size - 3 * variablePoints.count
+        guard size > 0, redundancy > 0, eliminatePoints(damping: 0) else { return nil }
+        var info: Int32 = 0
+        let n = Int32(size), upper = CChar(UInt8(ascii: "U"))
+        reduced.withUnsafeMutableBufferPointer { matrix in
+            info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, upper, n, matrix.baseAddress, n)
+            if info == 0 { info = LAPACKE_dpotri(LAPACK_COL_MAJOR, upper, n, matrix.baseAddress, n) }
+        }
+        guard info == 0 else { return nil }
+        let variance = residuals.reduce(0) { $0 + $1 * $1 } / Double(redundancy)
+        return problem.cameras.indices.map { camera in
+            (0..<4).map { parameter -> Double? in
+                let column = intrinsicColumns[4 * camera + parameter]
+                guard column >= 0 else { return nil }
+                return (variance * reduced[column * size + column]).squareRoot()
+            }
+        }
     }
 
     /// ½·Σρ(s) over the active observations; nil when one of them falls behind its camera or is not finite.

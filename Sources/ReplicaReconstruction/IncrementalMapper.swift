@@ -83,6 +83,14 @@ public struct AlignmentOptions: Equatable, Sendable {
     public var radialSigma = 0.1
     /// A global bundle adjustment runs when the registered images have grown by this factor since the last one.
     public var globalBundleGrowth = 1.25
+    /// The last adjustment refines a camera's principal point too when the model pins it down: when its
+    /// standard deviation, in each axis, is at most this fraction of the photo's longer side. A principal point
+    /// off the centre otherwise leaves every pose turned by its angle (0.7° on the Middlebury temple); a narrow
+    /// field of view or a small object leave it free, and there it stays at the centre, as COLMAP keeps it.
+    public var principalPointDeviationFraction = 0.01
+    /// A refined principal point further from the photo's centre than this fraction of each side is taken for
+    /// a degenerate fit, and the last adjustment runs again with it held at the centre.
+    public var principalPointOffsetFraction = 0.1
     public var seed: UInt64 = 0
 
     public init() {}
@@ -173,7 +181,7 @@ public final class IncrementalMapper {
             }
         }
         if !settled { settle() }
-        timed("final bundle adjustment", { adjustGlobally(iterations: options.finalBundleIterations) })
+        timed("final bundle adjustment", { adjustFinally() })
         return result()
     }
 
@@ -463,10 +471,10 @@ public final class IncrementalMapper {
         filter(points: pointIDs)
     }
 
-    private func adjustGlobally(iterations: Int) {
+    private func adjustGlobally(iterations: Int, principalPoints: Set<Int> = []) {
         let registered = Set(input.images.indices.filter { poses[$0] != nil })
         let all = Set(points.indices.filter { points[$0] != nil })
-        adjust(moving: registered, points: all, iterations: iterations)
+        adjust(moving: registered, points: all, iterations: iterations, principalPoints: principalPoints)
         filter(points: all)
         mergeTracks()
         registeredAtLastGlobal = registered.count
@@ -512,10 +520,54 @@ public final class IncrementalMapper {
         return nil
     }
 
-    /// One bundle adjustment: the images `moving` and the points `pointIDs` are refined with every observation
-    /// of those points; the intrinsics of the cameras involved are refined too.
-    private func adjust(moving: Set<Int>, points pointIDs: Set<Int>, iterations: Int) {
-        guard !pointIDs.isEmpty else { return }
+    /// The last global adjustment, with the principal point of each camera the model pins down refined too
+    /// (see `AlignmentOptions.principalPointDeviationFraction`).
+    private func adjustFinally() {
+        let freed = camerasWithDeterminedPrincipalPoint()
+        guard !freed.isEmpty else {
+            adjustGlobally(iterations: options.finalBundleIterations)
+            return
+        }
+        let saved = (cameras, poses, points, pointOf, liveCount)
+        adjustGlobally(iterations: options.finalBundleIterations, principalPoints: freed)
+        let strayed = freed.contains { camera in
+            let offset = cameras[camera].principal - input.cameras[camera].principal
+            let limit = Vector2(Double(cameras[camera].width), Double(cameras[camera].height))
+                * options.principalPointOffsetFraction
+            return abs(offset.x) > limit.x || abs(offset.y) > limit.y
+        }
+        guard strayed else { return }
+        (cameras, poses, points, pointOf, liveCount) = saved
+        adjustGlobally(iterations: options.finalBundleIterations)
+    }
+
+    /// The cameras whose principal point the registered images and points determine to within
+    /// `principalPointDeviationFraction` of the longer side, judged at the current estimate.
+    private func camerasWithDeterminedPrincipalPoint() -> Set<Int> {
+        let registered = Set(input.images.indices.filter { poses[$0] != nil })
+        let all = Set(points.indices.filter { points[$0] != nil })
+        guard let built = problem(moving: registered, points: all) else { return [] }
+        var analysis = BundleAdjustmentOptions()
+        analysis.refinesPrincipalPoint = true
+        guard let deviations = BundleAdjustment.intrinsicDeviations(of: built.problem, options: analysis)
+        else { return [] }
+        var determined = Set<Int>()
+        for (slot, camera) in built.cameras.enumerated() {
+            let limit = Double(max(cameras[camera].width, cameras[camera].height))
+                * options.principalPointDeviationFraction
+            if let x = deviations[slot][2], let y = deviations[slot][3], x <= limit, y <= limit {
+                determined.insert(camera)
+            }
+        }
+        return determined
+    }
+
+    /// The bundle adjustment of the images `moving` and the points `pointIDs`, with every observation of
+    /// those points; the images and cameras it involves, in its order. Registered images outside `moving`
+    /// that see the points hold still; when none does, the gauge pair fixes the frame and scale.
+    private func problem(moving: Set<Int>, points pointIDs: Set<Int>)
+        -> (problem: BundleAdjustmentProblem, images: [Int], cameras: [Int], points: [Int])? {
+        guard !pointIDs.isEmpty else { return nil }
         var imageIndex: [Int: Int] = [:], images: [Int] = []
         var cameraIndex: [Int: Int] = [:], cameraList: [Int] = []
         let orderedPoints = pointIDs.sorted()
@@ -552,7 +604,22 @@ public final class IncrementalMapper {
             problem.constantPoses = [first]
             problem.fixedTranslationAxis = (image: second, axis: largestAxis(poses[gauge.1]!.translation))
         }
+        return (problem, images, cameraList, orderedPoints)
+    }
+
+    /// One bundle adjustment (see `problem(moving:points:)`): the poses, the points and the focal and radial
+    /// coefficient of the cameras involved are refined, and the principal points of the cameras
+    /// `principalPoints`.
+    private func adjust(moving: Set<Int>, points pointIDs: Set<Int>, iterations: Int,
+                        principalPoints: Set<Int> = []) {
+        guard let (built, images, cameraList, orderedPoints) = problem(moving: moving, points: pointIDs)
+        else { return }
+        var problem = built
+        problem.constantPrincipalPoints = Set(cameraList.indices.filter {
+            !principalPoints.contains(cameraList[$0])
+        })
         var bundleOptions = BundleAdjustmentOptions()
+        bundleOptions.refinesPrincipalPoint = !principalPoints.isEmpty
         bundleOptions.maximumIterations = iterations
         // A focal refined from a handful of images is poorly determined: hold it until the model has a few.
         bundleOptions.refinesFocal = registeredCount >= 3

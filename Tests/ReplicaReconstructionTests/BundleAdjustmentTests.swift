@@ -9,23 +9,8 @@ import XCTest
 final class BundleAdjustmentTests: XCTestCase {
     private let trueCamera = SimpleRadialCamera(width: 1000, height: 800, focal: 900, radial: -0.08)
 
-    /// A Gaussian sample of standard deviation `sigma`, by the Box–Muller transform.
-    private func gaussian(_ sigma: Double, _ generator: inout SplitMix64Generator) -> Double {
-        let u = max(generator.unit(), 1e-300), v = generator.unit()
-        return sigma * (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-    }
-
     private func randomVector(_ scale: Double, _ generator: inout SplitMix64Generator) -> Vector3 {
         Vector3(generator.unit() - 0.5, generator.unit() - 0.5, generator.unit() - 0.5) * (2 * scale)
-    }
-
-    /// camFromWorld of a camera at `center` looking at the world origin, its +Y towards world +Y.
-    private func lookingAtOrigin(from center: Vector3) -> Rigid3 {
-        let forward = (-center).normalized
-        let right = Vector3(0, 1, 0).cross(forward).normalized
-        let down = forward.cross(right)
-        let rotation = Matrix3(rows: right, down, forward)
-        return Rigid3(rotation: rotation, translation: -(rotation * center))
     }
 
     /// The truth: `imageCount` cameras on a ring of radius 6 (scene units) around `pointCount` points in a cube
@@ -34,14 +19,16 @@ final class BundleAdjustmentTests: XCTestCase {
         var generator = SplitMix64Generator(seed: seed)
         let poses = (0..<imageCount).map { index -> Rigid3 in
             let angle = 2 * Double.pi * Double(index) / Double(imageCount)
-            return lookingAtOrigin(from: Vector3(6 * cos(angle), 0.4 * sin(2 * angle), 6 * sin(angle)))
+            let center = Vector3(6 * cos(angle), 0.4 * sin(2 * angle), 6 * sin(angle))
+            return SyntheticViews.lookingAtOrigin(from: center)
         }
         let points = (0..<pointCount).map { _ in randomVector(1.5, &generator) }
         var observations: [BundleObservation] = []
         for (image, pose) in poses.enumerated() {
             for (index, point) in points.enumerated() {
                 guard let pixel = trueCamera.project(pose.apply(point)), trueCamera.contains(pixel) else { continue }
-                let noisy = pixel + Vector2(gaussian(noise, &generator), gaussian(noise, &generator))
+                let noisy = pixel + Vector2(SyntheticViews.gaussian(noise, &generator),
+                                            SyntheticViews.gaussian(noise, &generator))
                 observations.append(BundleObservation(image: Int32(image), point: Int32(index), pixel: noisy))
             }
         }
@@ -150,7 +137,7 @@ final class BundleAdjustmentTests: XCTestCase {
         problem.constantPoints = [3, 7, 11]
         problem.fixedTranslationAxis = (image: 1, axis: 0)
         // An image and a point that nothing observes.
-        problem.poses.append(lookingAtOrigin(from: Vector3(0, -6, 0.5)))
+        problem.poses.append(SyntheticViews.lookingAtOrigin(from: Vector3(0, -6, 0.5)))
         problem.imageCameras.append(0)
         problem.points.append(Vector3(0.1, 0.2, 0.3))
         let start = problem
@@ -165,6 +152,49 @@ final class BundleAdjustmentTests: XCTestCase {
         XCTAssertEqual(problem.poses[1].translation.x, start.poses[1].translation.x)
         XCTAssertNotEqual(problem.poses[1].translation.y, start.poses[1].translation.y)
         XCTAssertNotEqual(problem.points[4], start.points[4])
+    }
+
+    func testIntrinsicDeviationsMatchTheSpreadOverNoiseDraws() throws {
+        // The same ring under twelve draws of pixel noise, each adjusted from the truth with the principal point
+        // free: the spread of where it lands is what the predicted deviation says it is.
+        let options = BundleAdjustmentOptions(loss: .trivial, refinesPrincipalPoint: true)
+        var landed: [Vector2] = [], predicted: [Vector2] = []
+        for seed in UInt64(0)..<12 {
+            var problem = ringScene(imageCount: 8, pointCount: 150, noise: 0.5, seed: 100 + seed)
+            problem.constantPoses = [0]
+            problem.fixedTranslationAxis = (image: 1, axis: 2)
+            _ = BundleAdjustment.solve(&problem, options: options)
+            let deviations = try XCTUnwrap(BundleAdjustment.intrinsicDeviations(of: problem, options: options))
+            landed.append(problem.cameras[0].principal)
+            predicted.append(Vector2(try XCTUnwrap(deviations[0][2]), try XCTUnwrap(deviations[0][3])))
+            XCTAssertNotNil(deviations[0][0])
+            XCTAssertNotNil(deviations[0][1])
+        }
+        for axis in 0..<2 {
+            let values = landed.map { $0[axis] }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let spread = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
+            let expected = predicted.reduce(0) { $0 + $1[axis] } / Double(predicted.count)
+            // Twelve draws estimate a spread to about ±20%.
+            XCTAssertGreaterThan(spread, 0.5 * expected, "axis \(axis)")
+            XCTAssertLessThan(spread, 1.7 * expected, "axis \(axis)")
+            XCTAssertEqual(mean, trueCamera.principal[axis], accuracy: 3 * expected)
+        }
+
+        // A held principal point has no deviation and does not move; the focal and radial still do.
+        var held = ringScene(imageCount: 8, pointCount: 150, noise: 0.5, seed: 99)
+        held.constantPoses = [0]
+        held.fixedTranslationAxis = (image: 1, axis: 2)
+        held.constantPrincipalPoints = [0]
+        held.cameras[0].focal *= 1.01
+        let start = held
+        let deviations = try XCTUnwrap(BundleAdjustment.intrinsicDeviations(of: held, options: options))
+        XCTAssertNil(deviations[0][2])
+        XCTAssertNil(deviations[0][3])
+        let summary = BundleAdjustment.solve(&held, options: options)
+        XCTAssertEqual(summary.reducedSystemSize, 7 * 6 - 1 + 2)
+        XCTAssertEqual(held.cameras[0].principal, start.cameras[0].principal)
+        XCTAssertNotEqual(held.cameras[0].focal, start.cameras[0].focal)
     }
 
     func testAnalyticJacobianMatchesFiniteDifferences() {
