@@ -27,7 +27,8 @@ public struct MatchingOptions: Equatable, Sendable {
     public var maxRatio: Double
     /// Largest descriptor distance accepted, on unit-length descriptors (0...2); default 0.7 like COLMAP.
     public var maxDistance: Double
-    /// Keep only matches that are each other's best in both directions; default true.
+    /// Keep only matches that are each other's best in both directions and pass the ratio test in both;
+    /// default true.
     public var crossCheck: Bool
 
     public init(maxRatio: Double = 0.8, maxDistance: Double = 0.7, crossCheck: Bool = true) {
@@ -62,8 +63,8 @@ public enum FeatureMatching {
 
     /// Nearest neighbours by descriptor distance, fast: descriptors as Float rows normalised to unit length, all
     /// dot products at once with `cblas_sgemm` (in blocks of at most 1024 rows and 16 MiB, so memory stays
-    /// bounded for 16k × 16k), best and second best per row and best per column for the cross check, and the
-    /// ratio test on the true distances √(2 − 2·dot). Matches come in the order of `a`'s features.
+    /// bounded for 16k × 16k), best and second best per row and per column, and the ratio test on the true
+    /// distances √(2 − 2·dot), from the column's side too for the cross check. Matches come in the order of `a`'s features.
     ///
     /// A descriptor of all zeros has no direction and matches nothing. When `b` has one usable feature, its
     /// second-best distance counts as 2, the largest two unit vectors can have. `options` must be valid.
@@ -93,7 +94,13 @@ public enum FeatureMatching {
             guard column >= 0, table.bestDot[row] >= smallestDot else { continue }
             let best = distance(fromDot: table.bestDot[row]), second = distance(fromDot: table.secondDot[row])
             guard best <= options.maxDistance, best < options.maxRatio * second else { continue }
-            if options.crossCheck && table.columnBestRow[Int(column)] != Int32(row) { continue }
+            if options.crossCheck {
+                // Mutual, and distinctive both ways: the ratio test holds from the column's side too, as
+                // COLMAP's cross check has it. One way only, a feature of `b` that resembles many of `a`
+                // (repeated texture, a symmetric object seen from its far side) would still pair with its best.
+                guard table.columnBestRow[Int(column)] == Int32(row),
+                      best < options.maxRatio * distance(fromDot: table.columnSecondDot[Int(column)]) else { continue }
+            }
             matches.append(FeatureMatch(first: Int32(row), second: column))
         }
         return matches
@@ -104,7 +111,7 @@ public enum FeatureMatching {
         (2 - 2 * min(1, max(-1, Double(dot)))).squareRoot()
     }
 
-    /// For each feature of one set, its nearest and second-nearest features in another; and the reverse best.
+    /// For each feature of one set, its nearest and second-nearest features in another, and the reverse.
     struct NeighbourTable: Equatable {
         /// Per feature of `a`: the index of its best feature in `b`, −1 when it has none (no usable features).
         var bestColumn: [Int32]
@@ -116,6 +123,8 @@ public enum FeatureMatching {
         var columnBestRow: [Int32]
         /// Per feature of `b`: the dot product with that feature.
         var columnBestDot: [Float]
+        /// Per feature of `b`: the dot product with its second-best feature in `a` (−1 when none).
+        var columnSecondDot: [Float]
     }
 
     /// Every unit-descriptor dot product of `a` against `b`, reduced block by block to the neighbour table.
@@ -124,14 +133,15 @@ public enum FeatureMatching {
                                    bestDot: .init(repeating: -1, count: a.count),
                                    secondDot: .init(repeating: -1, count: a.count),
                                    columnBestRow: .init(repeating: -1, count: b.count),
-                                   columnBestDot: .init(repeating: -1, count: b.count))
+                                   columnBestDot: .init(repeating: -1, count: b.count),
+                                   columnSecondDot: .init(repeating: -1, count: b.count))
         let rows = UnitDescriptors(a), columns = UnitDescriptors(b)
         guard rows.count > 0, columns.count > 0 else { return table }
         let blockRows = rowsPerBlock ?? max(1, min(largestBlockRows, blockElements / columns.count))
         precondition(blockRows > 0, "a block needs at least one row")
 
         // The columns' bests are kept by usable column, so the inner loop reads and writes memory in order.
-        var columnBest = ColumnBest(count: columns.count)
+        var columnBest = [ColumnBest](repeating: ColumnBest(), count: columns.count)
         var products = [Float](repeating: 0, count: min(blockRows, rows.count) * columns.count)
         var start = 0
         while start < rows.count {
@@ -141,22 +151,20 @@ public enum FeatureMatching {
                    columnBest: &columnBest)
             start += height
         }
-        for (column, feature) in columns.features.enumerated() where columnBest.rows[column] >= 0 {
-            table.columnBestRow[Int(feature)] = rows.features[Int(columnBest.rows[column])]
-            table.columnBestDot[Int(feature)] = columnBest.dots[column]
+        for (column, feature) in columns.features.enumerated() where columnBest[column].row >= 0 {
+            table.columnBestRow[Int(feature)] = rows.features[Int(columnBest[column].row)]
+            table.columnBestDot[Int(feature)] = columnBest[column].dot
+            table.columnSecondDot[Int(feature)] = max(-1, columnBest[column].second)
         }
         return table
     }
 
-    /// Per usable column: the largest dot product so far and the usable row it came from (−1 before any).
+    /// Per usable column so far: the largest dot product and the usable row it came from (−1 before any), and
+    /// the second largest. Side by side, so the inner loop touches one cache line for all three.
     private struct ColumnBest {
-        var dots: [Float]
-        var rows: [Int32]
-
-        init(count: Int) {
-            dots = [Float](repeating: -.infinity, count: count)
-            rows = [Int32](repeating: -1, count: count)
-        }
+        var dot: Float = -.infinity
+        var second: Float = -.infinity
+        var row: Int32 = -1
     }
 
     /// `products[r × columns.count + c]` = row `start + r` of `rows` · row `c` of `columns`, by `cblas_sgemm`.
@@ -174,39 +182,42 @@ public enum FeatureMatching {
         }
     }
 
-    /// Folds one block of dot products into the table's rows (best two each) and the columns' bests; earlier
-    /// rows and columns win ties.
+    /// Folds one block of dot products into the table's rows and columns (best two each); earlier rows and
+    /// columns win ties.
     private static func reduce(_ products: [Float], rows: UnitDescriptors, from start: Int, height: Int,
                                columns: UnitDescriptors, into table: inout NeighbourTable,
-                               columnBest: inout ColumnBest) {
+                               columnBest: inout [ColumnBest]) {
         let width = columns.count
         products.withUnsafeBufferPointer { block in
-            columnBest.dots.withUnsafeMutableBufferPointer { columnDots in
-                columnBest.rows.withUnsafeMutableBufferPointer { columnRows in
-                    for r in 0..<height {
-                        var best: Float = -.infinity, second: Float = -.infinity, bestAt = 0
-                        let line = block.baseAddress! + r * width, row = Int32(start + r)
-                        for c in 0..<width {
-                            let dot = line[c]
-                            if dot > second {
-                                if dot > best {
-                                    second = best
-                                    best = dot
-                                    bestAt = c
-                                } else {
-                                    second = dot
-                                }
-                            }
-                            if dot > columnDots[c] {
-                                columnDots[c] = dot
-                                columnRows[c] = row
+            columnBest.withUnsafeMutableBufferPointer { bests in
+                for r in 0..<height {
+                    var best: Float = -.infinity, second: Float = -.infinity, bestAt = 0
+                    let line = block.baseAddress! + r * width, row = Int32(start + r)
+                    for c in 0..<width {
+                        let dot = line[c]
+                        if dot > second {
+                            if dot > best {
+                                second = best
+                                best = dot
+                                bestAt = c
+                            } else {
+                                second = dot
                             }
                         }
-                        let feature = Int(rows.features[start + r])
-                        table.bestColumn[feature] = columns.features[bestAt]
-                        table.bestDot[feature] = best
-                        table.secondDot[feature] = width > 1 ? second : -1
+                        if dot > bests[c].second {
+                            if dot > bests[c].dot {
+                                bests[c].second = bests[c].dot
+                                bests[c].dot = dot
+                                bests[c].row = row
+                            } else {
+                                bests[c].second = dot
+                            }
+                        }
                     }
+                    let feature = Int(rows.features[start + r])
+                    table.bestColumn[feature] = columns.features[bestAt]
+                    table.bestDot[feature] = best
+                    table.secondDot[feature] = width > 1 ? second : -1
                 }
             }
         }

@@ -119,6 +119,27 @@ final class FeatureMatchingTests: XCTestCase {
         XCTAssertEqual(table.columnBestRow[100], 100)
     }
 
+    /// A feature y of the second set whose nearest in the first, x, has a near twin there: x passes the ratio
+    /// test towards the second set, where y stands alone, and is y's nearest, but from y's side x and its twin
+    /// are too alike to tell apart. The cross check asks the ratio both ways, as COLMAP's does, and drops it.
+    func testTheCrossCheckAsksTheRatioFromBothSides() {
+        var random = Seeded(state: 7)
+        let others = randomRaws(200, &random)
+        let target = randomRaw(&random)
+        let twins = [noisy(target, 0.1, &random), noisy(target, 0.1, &random)]
+        let a = featureSet(others.prefix(100) + twins), b = featureSet(others.suffix(100) + [target])
+
+        let table = FeatureMatching.nearestNeighbours(a, b)
+        XCTAssertTrue([100, 101].contains(table.columnBestRow[100]))
+        XCTAssertGreaterThan(table.columnSecondDot[100], table.columnBestDot[100] - 0.05, "the twin is a close second")
+        let mutual = pairs(FeatureMatching.match(a, b))
+        XCTAssertFalse(mutual.contains([100, 100]), "\(mutual)")
+        XCTAssertFalse(mutual.contains([101, 100]), "\(mutual)")
+        // One way, both twins pass the ratio test towards the target.
+        let oneSided = pairs(FeatureMatching.match(a, b, options: MatchingOptions(crossCheck: false)))
+        XCTAssertTrue(oneSided.contains([100, 100]) && oneSided.contains([101, 100]), "\(oneSided)")
+    }
+
     func testEmptyAndBlankSetsGiveNoMatchesAndASingleFeatureCanMatch() {
         var random = Seeded(state: 5)
         let some = featureSet(randomRaws(10, &random))
@@ -188,8 +209,10 @@ final class FeatureMatchingTests: XCTestCase {
                     || (options.crossCheck && columnTie) {
                     undecided.insert(i)
                 }
+                let columnSecond = (2 - 2 * min(1, columnSecondDot[j] < -1 ? -1 : columnSecondDot[j])).squareRoot()
+                if options.crossCheck && abs(best - options.maxRatio * columnSecond) < 1e-3 { undecided.insert(i) }
                 guard best <= options.maxDistance, best < options.maxRatio * second else { continue }
-                if options.crossCheck && columnBestRow[j] != i { continue }
+                if options.crossCheck && (columnBestRow[j] != i || best >= options.maxRatio * columnSecond) { continue }
                 matches.append([i, j])
             }
             return (matches, undecided)
@@ -219,6 +242,8 @@ final class FeatureMatchingTests: XCTestCase {
             }
             for j in 0..<columns {
                 XCTAssertEqual(Double(table.columnBestDot[j]), truth.columnBestDot[j], accuracy: 1e-5, "\(label)")
+                XCTAssertEqual(Double(table.columnSecondDot[j]), rows > 1 ? truth.columnSecondDot[j] : -1,
+                               accuracy: 1e-5, "\(label)")
                 let tie = truth.columnBestDot[j] - truth.columnSecondDot[j] < 1e-5
                 if Int(table.columnBestRow[j]) != truth.columnBestRow[j] && !tie { mismatches += 1 }
             }
