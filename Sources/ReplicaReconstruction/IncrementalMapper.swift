@@ -91,6 +91,10 @@ public struct AlignmentOptions: Equatable, Sendable {
     /// A refined principal point further from the photo's centre than this fraction of each side is taken for
     /// a degenerate fit, and the last adjustment runs again with it held at the centre.
     public var principalPointOffsetFraction = 0.1
+    /// A registered image is placed again when a fresh pose explains this many times as many of its keypoints'
+    /// 2D–3D correspondences as its own pose does, and turns it by at least `reposeMinimumTurnDegrees`.
+    public var reposeInlierGain = 1.5
+    public var reposeMinimumTurnDegrees = 10.0
     public var seed: UInt64 = 0
 
     public init() {}
@@ -185,10 +189,60 @@ public final class IncrementalMapper {
         return result()
     }
 
-    /// A full adjustment to convergence, then every keypoint without a point triangulated again.
+    /// A full adjustment to convergence, images the grown model contradicts placed again, then every keypoint
+    /// without a point triangulated again.
     private func settle() {
         timed("final bundle adjustment", { adjustGlobally(iterations: options.finalBundleIterations) })
+        if timed("registration", { reposeContradicted() }) > 0 {
+            timed("final bundle adjustment", { adjustGlobally(iterations: options.finalBundleIterations) })
+        }
         timed("triangulation", { retriangulate() })
+    }
+
+    /// Places again each registered image whose 2D–3D correspondences, now that the model has grown, agree
+    /// far better with another pose than with its own; how many moved. A photo of a symmetric object can be
+    /// registered from its mirror side while its true neighbours are missing (the false matches agree with
+    /// each other); once those neighbours are in, the true correspondences outnumber the false ones, and a
+    /// fresh pose from all of them finds the right side.
+    private func reposeContradicted() -> Int {
+        var moved = 0
+        for image in input.images.indices where poses[image] != nil && image != gauge.0 && image != gauge.1 {
+            let matches = visiblePoints(image).candidates
+            guard matches.count >= options.registrationMinimumInliers else { continue }
+            let keypoints = input.images[image].keypoints
+            let camera = cameras[input.images[image].camera]
+            let limit = options.registrationMaximumErrorPixels
+            let held = Set(matches.filter { match in
+                guard let pixel = camera.project(poses[image]!.apply(points[Int(match.point)]!.position))
+                else { return false }
+                return (pixel - keypoints[match.feature]).length <= limit
+            }.map(\.feature)).count
+            var poseOptions = AbsolutePoseOptions()
+            poseOptions.robust.maximumErrorPixels = limit
+            poseOptions.robust.seed = options.seed &+ UInt64(image)
+            poseOptions.minimumInliers = options.registrationMinimumInliers
+            guard let estimate = AbsolutePose.estimate(pixels: matches.map { keypoints[$0.feature] },
+                                                       points: matches.map { points[Int($0.point)]!.position },
+                                                       camera: camera, options: poseOptions) else { continue }
+            let agreeing = Set(matches.indices.filter { estimate.inlierMask[$0] }.map { matches[$0].feature }).count
+            guard Double(agreeing) >= options.reposeInlierGain * Double(held),
+                  estimate.camFromWorld.rotation.angle(to: poses[image]!.rotation) * 180 / .pi
+                    >= options.reposeMinimumTurnDegrees else { continue }
+            for feature in pointOf[image].indices where pointOf[image][feature] >= 0 {
+                let id = Int(pointOf[image][feature])
+                pointOf[image][feature] = -1
+                points[id]!.track.removeAll { $0.x == Int32(image) }
+                if points[id]!.track.count < 2 { removePoint(id) }
+            }
+            poses[image] = estimate.camFromWorld
+            // Points only this image and one other saw went with its old pose.
+            for (index, match) in matches.enumerated()
+            where estimate.inlierMask[index] && points[Int(match.point)] != nil {
+                observe(point: match.point, image: image, feature: match.feature)
+            }
+            moved += 1
+        }
+        return moved
     }
 
     private var registeredCount: Int { poses.lazy.filter { $0 != nil }.count }
