@@ -64,7 +64,8 @@ public enum FeatureMatching {
     /// Nearest neighbours by descriptor distance, fast: descriptors as Float rows normalised to unit length, all
     /// dot products at once with `cblas_sgemm` (in blocks of at most 1024 rows and 16 MiB, so memory stays
     /// bounded for 16k × 16k), best and second best per row and per column, and the ratio test on the true
-    /// distances √(2 − 2·dot), from the column's side too for the cross check. Matches come in the order of `a`'s features.
+    /// distances √(2 − 2·dot), from the column's side too for the cross check. Matches come in the order of
+    /// `a`'s features.
     ///
     /// A descriptor of all zeros has no direction and matches nothing. When `b` has one usable feature, its
     /// second-best distance counts as 2, the largest two unit vectors can have. `options` must be valid.
