@@ -208,22 +208,13 @@ public final class IncrementalMapper {
         var moved = 0
         for image in input.images.indices where poses[image] != nil && image != gauge.0 && image != gauge.1 {
             let matches = visiblePoints(image).candidates
-            guard matches.count >= options.registrationMinimumInliers else { continue }
-            let keypoints = input.images[image].keypoints
-            let camera = cameras[input.images[image].camera]
-            let limit = options.registrationMaximumErrorPixels
-            let held = Set(matches.filter { match in
-                guard let pixel = camera.project(poses[image]!.apply(points[Int(match.point)]!.position))
-                else { return false }
-                return (pixel - keypoints[match.feature]).length <= limit
+            guard matches.count >= options.registrationMinimumInliers,
+                  let estimate = estimatePose(image, from: matches, minimumInliers: options.registrationMinimumInliers)
+            else { continue }
+            let held = Set(matches.filter {
+                reprojectionError(points[Int($0.point)]!.position, image: image, feature: $0.feature)
+                    <= options.registrationMaximumErrorPixels
             }.map(\.feature)).count
-            var poseOptions = AbsolutePoseOptions()
-            poseOptions.robust.maximumErrorPixels = limit
-            poseOptions.robust.seed = options.seed &+ UInt64(image)
-            poseOptions.minimumInliers = options.registrationMinimumInliers
-            guard let estimate = AbsolutePose.estimate(pixels: matches.map { keypoints[$0.feature] },
-                                                       points: matches.map { points[Int($0.point)]!.position },
-                                                       camera: camera, options: poseOptions) else { continue }
             let agreeing = Set(matches.indices.filter { estimate.inlierMask[$0] }.map { matches[$0].feature }).count
             guard Double(agreeing) >= options.reposeInlierGain * Double(held),
                   estimate.camFromWorld.rotation.angle(to: poses[image]!.rotation) * 180 / .pi
@@ -385,18 +376,21 @@ public final class IncrementalMapper {
         return (found, features)
     }
 
-    private func register(_ image: Int, correspondences matches: [(feature: Int, point: Int32)],
-                          minimumInliers: Int) -> Bool {
-        let keypoints = input.images[image].keypoints
-        let pixels = matches.map { keypoints[$0.feature] }
-        let positions = matches.map { points[Int($0.point)]!.position }
+    /// A pose of `image` from 2D–3D correspondences, by P3P in LO-MSAC at the registration threshold.
+    private func estimatePose(_ image: Int, from matches: [(feature: Int, point: Int32)],
+                              minimumInliers: Int) -> AbsolutePoseResult? {
         var poseOptions = AbsolutePoseOptions()
         poseOptions.robust.maximumErrorPixels = options.registrationMaximumErrorPixels
         poseOptions.robust.seed = options.seed &+ UInt64(image)
         poseOptions.minimumInliers = minimumInliers
-        guard let estimate = AbsolutePose.estimate(pixels: pixels, points: positions,
-                                                   camera: cameras[input.images[image].camera],
-                                                   options: poseOptions),
+        return AbsolutePose.estimate(pixels: matches.map { input.images[image].keypoints[$0.feature] },
+                                     points: matches.map { points[Int($0.point)]!.position },
+                                     camera: cameras[input.images[image].camera], options: poseOptions)
+    }
+
+    private func register(_ image: Int, correspondences matches: [(feature: Int, point: Int32)],
+                          minimumInliers: Int) -> Bool {
+        guard let estimate = estimatePose(image, from: matches, minimumInliers: minimumInliers),
               estimate.inlierCount >= minimumInliers,
               Double(estimate.inlierCount) >= options.registrationMinimumInlierRatio * Double(matches.count)
         else { return false }
@@ -526,12 +520,16 @@ public final class IncrementalMapper {
     }
 
     private func adjustGlobally(iterations: Int, principalPoints: Set<Int> = []) {
-        let registered = Set(input.images.indices.filter { poses[$0] != nil })
-        let all = Set(points.indices.filter { points[$0] != nil })
+        let (registered, all) = wholeModel
         adjust(moving: registered, points: all, iterations: iterations, principalPoints: principalPoints)
         filter(points: all)
         mergeTracks()
         registeredAtLastGlobal = registered.count
+    }
+
+    /// Every registered image and every live point.
+    private var wholeModel: (images: Set<Int>, points: Set<Int>) {
+        (Set(input.images.indices.filter { poses[$0] != nil }), Set(points.indices.filter { points[$0] != nil }))
     }
 
     /// Joins points the matches say are one: where an observation of one point corresponds to an observation
@@ -598,8 +596,7 @@ public final class IncrementalMapper {
     /// The cameras whose principal point the registered images and points determine to within
     /// `principalPointDeviationFraction` of the longer side, judged at the current estimate.
     private func camerasWithDeterminedPrincipalPoint() -> Set<Int> {
-        let registered = Set(input.images.indices.filter { poses[$0] != nil })
-        let all = Set(points.indices.filter { points[$0] != nil })
+        let (registered, all) = wholeModel
         guard let built = problem(moving: registered, points: all) else { return [] }
         var analysis = BundleAdjustmentOptions()
         analysis.refinesPrincipalPoint = true
