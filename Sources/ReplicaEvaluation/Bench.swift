@@ -83,14 +83,36 @@ public enum Bench {
         geometry.truthSampleCount = options.surfaceSamples
         geometry.resultSampleCount = options.surfaceSamples
         try geometry.validate()
+        var estimated: [PosedImage]?
         if let folder = options.cameras {
             let model = try COLMAPModel.read(folder: folder)
+            estimated = model.images
             summary.cameras = try CameraMetrics.evaluate(estimated: model.images, truth: truth)
             summary.structure = StructureMetrics.evaluate(model)
         }
         if let path = options.points {
-            summary.geometry = try GeometryMetrics.evaluate(points: try PLY.read(path: path).vertices, truth: truth,
-                                                            options: geometry)
+            let read = try PLY.read(path: path).vertices
+            var points = read
+            // With cameras, the points are in their frame: the cameras' alignment takes them to the truth's.
+            if let cameras = summary.cameras {
+                guard let alignment = cameras.trueFromEstimated else {
+                    throw Failure("--points: the cameras cannot be aligned with the truth, so neither can the points")
+                }
+                points = points.map(alignment.apply)
+            }
+            if truth.mesh != nil || truth.boundingBox == nil {
+                summary.geometry = try GeometryMetrics.evaluate(points: points, truth: truth, options: geometry)
+            }
+            if let box = truth.boundingBox {
+                var containment = GeometryMetrics.containment(points: points, box: box)
+                if let estimated {
+                    let projected = GeometryMetrics.projectedContainment(points: read, estimated: estimated,
+                                                                         truth: truth, box: box)
+                    containment.insideEveryViewFraction = projected.fraction
+                    containment.views = projected.views
+                }
+                summary.containment = containment
+            }
         }
         if let path = options.mesh {
             let ply = try PLY.read(path: path)
@@ -118,6 +140,7 @@ public enum Bench {
         if let structure = summary.structure { parts.append(EvaluationReport.table(structure)) }
         if let geometry = summary.geometry { parts.append(EvaluationReport.table(geometry)) }
         if let appearance = summary.appearance { parts.append(EvaluationReport.table(appearance)) }
+        if let containment = summary.containment { parts.append(EvaluationReport.table(containment)) }
         return parts.joined(separator: "\n")
     }
 

@@ -6,13 +6,16 @@ public struct EvaluationSummary: Equatable, Sendable, Codable {
     public var structure: StructureEvaluation?
     public var geometry: GeometryEvaluation?
     public var appearance: AppearanceEvaluation?
+    public var containment: ContainmentEvaluation?
 
     public init(cameras: CameraEvaluation? = nil, structure: StructureEvaluation? = nil,
-                geometry: GeometryEvaluation? = nil, appearance: AppearanceEvaluation? = nil) {
+                geometry: GeometryEvaluation? = nil, appearance: AppearanceEvaluation? = nil,
+                containment: ContainmentEvaluation? = nil) {
         self.cameras = cameras
         self.structure = structure
         self.geometry = geometry
         self.appearance = appearance
+        self.containment = containment
     }
 }
 
@@ -75,6 +78,19 @@ public enum EvaluationReport {
                         percent(score.recall), percent(score.fScore)])
         }
         return distances.render() + "\n" + scores.render()
+    }
+
+    /// One row: how many points lie inside the object's box, as it is and grown by the tolerance.
+    public static func table(_ evaluation: ContainmentEvaluation) -> String {
+        let table = ReportTable(headers: ["points", "box diagonal (scene units)", "inside box (%)",
+                                        "tolerance (% of diagonal)", "inside grown box (%)",
+                                        "outside grown box (%)", "inside in every view (%)",
+                                        "outside in some view (%)", "views"])
+        table.add(["\(evaluation.points)", number(evaluation.diagonal), percent(evaluation.insideFraction),
+                   percent(evaluation.tolerance), percent(evaluation.insideGrownFraction),
+                   percent(1 - evaluation.insideGrownFraction), percent(evaluation.insideEveryViewFraction),
+                   percent(evaluation.insideEveryViewFraction.map { 1 - $0 }), evaluation.views.map(String.init) ?? "–"])
+        return table.render()
     }
 
     /// One row per view, then the median and mean.

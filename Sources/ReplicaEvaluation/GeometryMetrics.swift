@@ -301,3 +301,91 @@ private func closestPoint(onSegment a: Vector3, _ b: Vector3, to p: Vector3) -> 
     guard squaredLength > 0 else { return a }
     return a + direction * min(1, max(0, (p - a).dot(direction) / squaredLength))
 }
+
+/// How much of a point cloud lies inside the object's bounding box: for truths that give a box but no surface
+/// (the Middlebury objects), and to check that masking kept the object and dropped its surroundings.
+public struct ContainmentEvaluation: Equatable, Sendable, Codable {
+    public var points: Int
+    /// The box's diagonal, in scene units.
+    public var diagonal: Double
+    /// Points inside the box itself, 0...1.
+    public var insideFraction: Double
+    /// The margin the box is grown by on every side, as a fraction of its diagonal.
+    public var tolerance: Double
+    /// Points inside the grown box, 0...1: what counts when the cloud's frame is itself an estimate.
+    public var insideGrownFraction: Double
+    /// Points that project, through the estimated camera of every view, inside the outline of the grown box as
+    /// the true camera of that view sees it, 0...1; nil without estimated cameras. Each view compares the cloud
+    /// with the photo it came from, so an error of the alignment between the two worlds does not count.
+    public var insideEveryViewFraction: Double?
+    /// The views that test used.
+    public var views: Int?
+}
+
+extension GeometryMetrics {
+    /// The share of `points` inside `box`, and inside it grown by `tolerance` of its diagonal each way.
+    public static func containment(points: [Vector3], box: Box3, tolerance: Double = 0.005) -> ContainmentEvaluation {
+        let margin = tolerance * box.diagonal
+        var inside = 0, insideGrown = 0
+        for point in points {
+            if all(point .>= box.min) && all(point .<= box.max) { inside += 1 }
+            if all(point .>= box.min - margin) && all(point .<= box.max + margin) { insideGrown += 1 }
+        }
+        let count = Double(max(1, points.count))
+        return ContainmentEvaluation(points: points.count, diagonal: box.diagonal, insideFraction: Double(inside) / count,
+                                     tolerance: tolerance, insideGrownFraction: Double(insideGrown) / count)
+    }
+
+    /// The share of `points` (in the world of `estimated`) that every estimated view puts inside the outline of
+    /// `box` grown by `tolerance` of its diagonal, as the true view of the same name sees it.
+    public static func projectedContainment(points: [Vector3], estimated: [PosedImage], truth: SceneTruth,
+                                            box: Box3, tolerance: Double = 0.005) -> (fraction: Double, views: Int) {
+        let margin = tolerance * box.diagonal
+        let grown = Box3(min: box.min - margin, max: box.max + margin)
+        var outlines: [(PosedImage, [Vector2])] = []
+        for view in estimated {
+            guard let trueView = truth.image(named: view.name) else { continue }
+            let corners = grown.corners.compactMap(trueView.project)
+            guard corners.count == 8 else { continue }
+            outlines.append((view, convexHull(corners)))
+        }
+        guard !outlines.isEmpty else { return (0, 0) }
+        var inside = 0
+        for point in points {
+            let everywhere = outlines.allSatisfy { view, outline in
+                guard let pixel = view.project(point) else { return false }
+                return contains(outline, pixel)
+            }
+            if everywhere { inside += 1 }
+        }
+        return (Double(inside) / Double(max(1, points.count)), outlines.count)
+    }
+
+    /// The convex hull, counter-clockwise (in a y-down image, clockwise on screen), by Andrew's monotone chain.
+    static func convexHull(_ points: [Vector2]) -> [Vector2] {
+        let sorted = points.sorted { $0.x != $1.x ? $0.x < $1.x : $0.y < $1.y }
+        func turn(_ o: Vector2, _ a: Vector2, _ b: Vector2) -> Double {
+            (a.x - o.x) * (b.y - o.y) - (a.y - o.y) * (b.x - o.x)
+        }
+        var lower: [Vector2] = [], upper: [Vector2] = []
+        for p in sorted {
+            while lower.count >= 2 && turn(lower[lower.count - 2], lower[lower.count - 1], p) <= 0 { lower.removeLast() }
+            lower.append(p)
+        }
+        for p in sorted.reversed() {
+            while upper.count >= 2 && turn(upper[upper.count - 2], upper[upper.count - 1], p) <= 0 { upper.removeLast() }
+            upper.append(p)
+        }
+        return Array(lower.dropLast() + upper.dropLast())
+    }
+
+    /// Whether `point` lies inside or on the convex polygon `hull` (as `convexHull` orders it).
+    static func contains(_ hull: [Vector2], _ point: Vector2) -> Bool {
+        guard hull.count >= 3 else { return false }
+        for index in hull.indices {
+            let a = hull[index], b = hull[(index + 1) % hull.count]
+            if (b.x - a.x) * (point.y - a.y) - (b.y - a.y) * (point.x - a.x) < 0 { return false }
+        }
+        return true
+    }
+}

@@ -6,19 +6,23 @@ import ReplicaEvaluation
 
 let usage = """
     USAGE: replica-bench render --out DIR [--shape SHAPE] [--preset ci|benchmark] [--views N] [--size WxH]
-                                [--seed N] [--path rings|walk] [--fov DEGREES] [--format png|jpeg|both]
+                                [--seed N] [--path rings|walk] [--rings DEG,DEG…] [--fov DEGREES]
+                                [--format png|jpeg|both]
            replica-bench evaluate --truth PATH [--cameras COLMAP_DIR] [--points PLY] [--mesh PLY]
                                   [--images DIR] [--views NAME,NAME…] [--samples N] [--json]
 
     render writes DIR/images/ (PNG and/or JPEG with EXIF focal length), DIR/truth/cameras.json and
     DIR/truth/mesh.ply. Shapes: \(SyntheticShape.allCases.map(\.rawValue).joined(separator: ", ")).
     The ci preset is 12 views of 320×240 on one ring; benchmark is 100 views of 1600×1200 on four.
+    --rings puts the views on rings at those elevations instead.
 
     evaluate reads the truth from a folder written by render, a Middlebury *_par.txt, a Strecha
     gt_dense_cameras folder or a NeRF transforms_*.json, and prints a table per part of the result given:
     cameras and sparse structure (a COLMAP text model), geometry (a PLY point cloud or mesh, against a true
-    surface; --samples points on each surface, default 100000), appearance (a PLY mesh with vertex colours,
-    rendered unlit from the true views, or those --views names, and compared with their photos).
+    surface; --samples points on each surface, default 100000), containment (the share of --points inside the
+    object's box, where the truth gives one), appearance (a PLY mesh with vertex colours, rendered unlit from
+    the true views, or those --views names, and compared with their photos). Points given with --cameras are
+    in those cameras' frame and are aligned to the truth with them.
 
     """
 
@@ -55,8 +59,8 @@ func integer(_ text: String, _ flag: String) throws -> Int {
 }
 
 func renderOptions(_ arguments: ArraySlice<String>) throws -> Bench.RenderOptions {
-    let flags = try parseFlags(arguments, allowed: ["out", "shape", "preset", "views", "size", "seed", "path", "fov",
-                                                    "format"])
+    let flags = try parseFlags(arguments, allowed: ["out", "shape", "preset", "views", "size", "seed", "path", "rings",
+                                                    "fov", "format"])
     guard let folder = flags["out"] else { throw Bench.Failure("render needs --out DIR", usage: true) }
     var spec: SceneSpec
     switch flags["preset"] ?? "ci" {
@@ -86,6 +90,13 @@ func renderOptions(_ arguments: ArraySlice<String>) throws -> Bench.RenderOption
     case "walk": spec.path = .walk
     case "rings": spec.path = .rings(elevationsDegrees: [-10, 15, 40, 65])
     case let other?: throw Bench.Failure("--path must be rings or walk, not '\(other)'", usage: true)
+    }
+    if let rings = flags["rings"] {
+        let elevations = rings.split(separator: ",").compactMap { Double($0) }
+        guard !elevations.isEmpty, elevations.count == rings.split(separator: ",").count else {
+            throw Bench.Failure("--rings must be elevations in degrees separated by commas, not '\(rings)'", usage: true)
+        }
+        spec.path = .rings(elevationsDegrees: elevations)
     }
     if let fov = flags["fov"] {
         guard let value = Double(fov) else { throw Bench.Failure("--fov must be a number of degrees", usage: true) }
