@@ -63,9 +63,12 @@ let package = Package(
         // Reconstruction: features, matching, geometry, SfM, bundle adjustment. SIFT comes from VLFeat, dense
         // linear algebra from OpenBLAS and LAPACKE;
         // ReplicaCore only for OptionsError, which every options struct's validate() throws.
+        // Optimised in debug builds too: the tests run its stereo, matching and bundle adjustment on real images,
+        // tens of times slower unoptimised.
         .target(name: "ReplicaReconstruction",
                 dependencies: ["ReplicaGeometry", "ReplicaImageIO", "ReplicaCore", "CVLFeat", "CVLFeatKernels",
-                               "CLinearAlgebra"]),
+                               "CLinearAlgebra"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .executableTarget(name: "replica-bench", dependencies: ["ReplicaEvaluation"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaWorker", "ReplicaProtocol"]),
 
