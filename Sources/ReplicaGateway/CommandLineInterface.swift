@@ -36,6 +36,8 @@ public struct ReconstructOptions: Equatable, Sendable {
     public var stopAfter: PipelineStage?
     /// How the pairs of photos to match are chosen; `.automatic` as the server does.
     public var pairing: PairSelectionStrategy = .automatic
+    /// Keep only the object the cameras surround, as `isObjectMaskingEnabled` asks; off by default, as there.
+    public var objectMasking = false
     /// Worker processes; the number of cores by default.
     public var workers: Int
     /// The argv that starts one worker; nil = `CommandTemplate.defaultWorkerCommand`, as for serve.
@@ -102,8 +104,9 @@ public enum CommandLineInterface {
                                   [--tls-cert FILE --tls-key FILE] [--projects-dir PATH]
                                   [--max-file-size SIZE] [--max-files N] [--max-upload-size SIZE]
                replica-link reconstruct --images DIR [--detail LEVEL] [--work-dir DIR] [--output FILE]
-                                        [--stop-after STAGE] [--pairs STRATEGY] [--workers N]
-                                        [--worker-command CMD] [--log-level LEVEL] [--progress bar|lines]
+                                        [--stop-after STAGE] [--pairs STRATEGY] [--object-masking on|off]
+                                        [--workers N] [--worker-command CMD] [--log-level LEVEL]
+                                        [--progress bar|lines]
                replica-link pin [--data-dir PATH] [--regenerate]
                replica-link --help | --version
 
@@ -151,13 +154,18 @@ public enum CommandLineInterface {
           --work-dir DIR     Where intermediate results go; running again with the same folder resumes.
                              (default a new folder under $TMPDIR, else /tmp, printed at the start)
           --output FILE      Where the model is written. Refused until a stage makes a model: the
-                             pipeline ends with Image Alignment today.
+                             pipeline ends with Point Cloud Generation today.
           --stop-after STAGE
-                             The last stage to run, one of: \(stageNames). (default every stage)
+                             The last stage to run (default every stage), one of:
+                             \(stageNames).
           --pairs STRATEGY   Which photos are matched: exhaustive (every pair), sequential (each with
                              its next ten and its ten most similar), retrieval (each with its 25 most
                              similar by visual words), or automatic: sequential for an ordered walk,
                              exhaustive up to 60 photos, retrieval above. (default automatic)
+          --object-masking on|off
+                             on keeps only the object the photos surround, dropping the table or
+                             ground it stands on and the background, as the API's
+                             isObjectMaskingEnabled does. (default off)
           --workers N        As for serve. (env REPLICA_WORKERS)
           --worker-command CMD
                              As for serve. (env REPLICA_WORKER_COMMAND)
@@ -254,8 +262,8 @@ public enum CommandLineInterface {
             let variable = "REPLICA_" + name.uppercased().replacingAll("-", with: "_")
             if let value = environment[variable], !value.isEmpty { settings[name] = value }
         }
-        let names = ["images", "detail", "work-dir", "output", "stop-after", "pairs", "workers", "worker-command",
-                     "log-level", "progress"]
+        let names = ["images", "detail", "work-dir", "output", "stop-after", "pairs", "object-masking", "workers",
+                     "worker-command", "log-level", "progress"]
         var rest = arguments
         while let flag = rest.popFirst() {
             if flag == "--help" || flag == "-h" { return .help(helpText) }
@@ -282,6 +290,12 @@ public enum CommandLineInterface {
                 throw UsageError("--pairs must be one of \(names), not '\(pairs)'")
             }
             options.pairing = strategy
+        }
+        if let masking = settings["object-masking"] {
+            guard ["on", "off"].contains(masking.lowercased()) else {
+                throw UsageError("--object-masking must be on or off, not '\(masking)'")
+            }
+            options.objectMasking = masking.lowercased() == "on"
         }
         if let workers = settings["workers"] { options.workers = try integer(workers, "--workers") }
         if let command = settings["worker-command"] { options.workerCommand = try CommandTemplate.split(command) }

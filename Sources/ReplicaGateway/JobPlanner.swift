@@ -30,6 +30,8 @@ enum JobPlanner {
             case .imageAlignment:
                 tasks += imageAlignment(images: images, options: options, pairing: pairing, workers: workers,
                                         after: tasks)
+            case .pointCloudGeneration:
+                tasks += pointCloudGeneration(images: images, options: options, after: tasks)
             }
         }
         return tasks
@@ -108,6 +110,23 @@ enum JobPlanner {
                                  inputs: ["images": .array(images.map(JSONValue.string)),
                                           "blocks": .array(blocks.map(JSONValue.string))],
                                  dependencies: mapDependencies))
+        return tasks
+    }
+
+    /// Point Cloud Generation: a depth map per photo once the sparse model exists, then one fusion of them all
+    /// (with the object masked when the request asks). `earlier` are the tasks planned so far.
+    private static func pointCloudGeneration(images: [String], options: ComputeOptions,
+                                             after earlier: [PlannedTask]) -> [PlannedTask] {
+        guard let map = earlier.lastIndex(where: { $0.kind == .map }) else { return [] }
+        var tasks: [PlannedTask] = []
+        for image in images {
+            tasks.append(PlannedTask(stage: .pointCloudGeneration, kind: .depth, image: image,
+                                     inputs: ["image": .string(image)], dependencies: [map]))
+        }
+        tasks.append(PlannedTask(stage: .pointCloudGeneration, kind: .fuse, image: nil,
+                                 inputs: ["images": .array(images.map(JSONValue.string)),
+                                          "masking": .bool(options.isObjectMaskingEnabled)],
+                                 dependencies: Array(earlier.count..<(earlier.count + tasks.count))))
         return tasks
     }
 

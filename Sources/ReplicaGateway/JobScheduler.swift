@@ -214,6 +214,7 @@ final class JobScheduler: WorkerPoolDelegate {
             switch end {
             case .result(let result):
                 if task.kind == .map, let data = result.data { reportAlignment(data, of: job) }
+                if task.kind == .fuse, let data = result.data { reportPointCloud(data, of: job) }
                 try finish(task, in: job, state: .done, result: result.data, message: "")
             case .failure(let failure) where !failure.retryable:
                 try refuse(task, in: job, message: failure.message, image: failure.image ?? task.image)
@@ -314,6 +315,19 @@ final class JobScheduler: WorkerPoolDelegate {
                           number("images"), number("points"), number("meanTrackLength"),
                           number("meanReprojectionError"), number("seconds"))
         jobLog(job).info("alignment finished", ["alignment": line])
+        appendToProjectLog(job, line)
+    }
+
+    /// Point Cloud Generation's figures, in the job's log and the project's: the cloud's full statistics are in
+    /// `work/dense/statistics.json`.
+    private func reportPointCloud(_ data: [String: JSONValue], of job: ActiveJob) {
+        func number(_ key: String) -> Double {
+            if case .number(let value)? = data[key] { return value }
+            return .nan
+        }
+        let line = String(format: "Point Cloud Generation: %.0f points (%.0f fused) from %.0f depth maps, %.1f s",
+                          number("points"), number("fusedPoints"), number("depthMaps"), number("seconds"))
+        jobLog(job).info("point cloud finished", ["pointCloud": line])
         appendToProjectLog(job, line)
     }
 

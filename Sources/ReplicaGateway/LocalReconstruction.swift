@@ -131,6 +131,7 @@ public final class LocalReconstruction {
         let project = try localProject(projects, folder: folder)
         var computeOptions = ComputeOptions()
         computeOptions.detail = detail
+        computeOptions.isObjectMaskingEnabled = options.objectMasking
 
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         uv_loop_init(loop)

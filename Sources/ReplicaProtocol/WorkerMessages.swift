@@ -73,6 +73,10 @@ public struct TaskKind: RawRepresentable, Codable, Hashable, Sendable, Expressib
     public static let match: TaskKind = "match"
     /// Incremental structure from motion over every verified pair: poses, intrinsics and sparse points.
     public static let map: TaskKind = "map"
+    /// One image: its depth and normal map by multi-view stereo against the neighbours the sparse model picks.
+    public static let depth: TaskKind = "depth"
+    /// Every depth map: fused into one oriented, coloured point cloud, masked to the object when asked.
+    public static let fuse: TaskKind = "fuse"
 }
 
 // MARK: - Free-form JSON

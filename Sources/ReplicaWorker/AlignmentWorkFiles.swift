@@ -57,6 +57,15 @@ func readFeatures(workDirectory: String, image: String) throws(TaskError) -> Fea
     }
 }
 
+/// Writes `work/<relative>` whole or not at all; failing to is a retryable task error naming the file.
+func writeWorkFile(_ bytes: [UInt8], _ relative: String, in workDirectory: String) throws(TaskError) {
+    do {
+        try WorkFile.writeAtomically(bytes, to: workDirectory + "/" + relative)
+    } catch {
+        throw TaskError.failed(message: "cannot write \(relative): \(error.reason)", retryable: true, image: nil)
+    }
+}
+
 func isFileName(_ name: String) -> Bool { !name.isEmpty && !name.contains("/") && name != "." && name != ".." }
 
 func invalidInput(_ message: String) -> TaskError { .failed(message: message, retryable: false, image: nil) }

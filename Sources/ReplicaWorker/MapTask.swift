@@ -212,10 +212,6 @@ public struct MapTask {
     }
 
     private func write(_ bytes: [UInt8], _ relative: String) throws(TaskError) {
-        do {
-            try WorkFile.writeAtomically(bytes, to: workDirectory + "/" + relative)
-        } catch {
-            throw TaskError.failed(message: "cannot write \(relative): \(error.reason)", retryable: true, image: nil)
-        }
+        try writeWorkFile(bytes, relative, in: workDirectory)
     }
 }

@@ -281,7 +281,7 @@ final class ComputationTests: XCTestCase {
 
     // MARK: - The real worker
 
-    func testTheRealWorkerAlignsTheSyntheticRingAndServesItsCameras() throws {
+    func testTheRealWorkerReconstructsTheSyntheticRingAndServesItsCameras() throws {
         let gateway = try start(fakeWorker: false)
         // The CI-sized synthetic scene: twelve 320 × 240 JPEGs with their focal length in EXIF.
         let scene = directory + "/scene"
@@ -317,6 +317,8 @@ final class ComputationTests: XCTestCase {
                                                      + names[0] + ".json"), "Pre-Processing's sidecar")
         let jobLog = (try? String(contentsOfFile: directory + "/projects/Ring/work/job.log", encoding: .utf8)) ?? ""
         XCTAssertTrue(jobLog.contains("Image Alignment: \(names.count) of \(names.count) photos aligned"), jobLog)
+        XCTAssertTrue(jobLog.contains("Point Cloud Generation: "), jobLog)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/projects/Ring/work/dense.ply"))
         assertAPIError(try gateway.send("GET", "/api/projects/no-such-project/cameras"), 404, "Project not found")
     }
 

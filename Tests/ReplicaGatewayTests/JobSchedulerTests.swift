@@ -28,7 +28,7 @@ private final class FakeDispatcher: TaskDispatcher {
     }
 
     /// The kinds the fake's workers run.
-    var kinds: Set<TaskKind> = [.preprocess, .features, .retrieve, .match, .map]
+    var kinds: Set<TaskKind> = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse]
 
     func idleWorkers(for kind: TaskKind) -> Int { kinds.contains(kind) ? idle : 0 }
 
@@ -260,6 +260,34 @@ final class JobSchedulerTests: XCTestCase {
         let map = try XCTUnwrap(tasks.first { $0.kind == .map })
         XCTAssertEqual(map.dependencies, matches.map(\.id))
         XCTAssertEqual(map.inputs["blocks"], .array(matches.map { $0.inputs["block"]! }))
+    }
+
+    func testPointCloudGenerationRunsADepthMapPerPhotoAfterTheMapThenOneFusion() throws {
+        dispatcher.idle = 2
+        let (project, names) = try makeProject("dense", images: 4)
+        var options = ComputeOptions()
+        options.isObjectMaskingEnabled = true
+        try scheduler.submit(project: project, images: names, options: options, lastStage: nil)
+        let order = runEverything()
+        XCTAssertEqual(order.suffix(6), [.map, .depth, .depth, .depth, .depth, .fuse])
+        XCTAssertEqual(try status(project).status, "completed")
+
+        let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
+        let map = try XCTUnwrap(tasks.first { $0.kind == .map })
+        let depth = tasks.filter { $0.kind == .depth }
+        XCTAssertEqual(depth.map(\.image), names)
+        XCTAssertEqual(depth.map { $0.inputs["image"] }, names.map { .string($0) })
+        XCTAssertTrue(depth.allSatisfy { $0.dependencies == [map.id] && $0.stage == .pointCloudGeneration })
+        let fuse = try XCTUnwrap(tasks.first { $0.kind == .fuse })
+        XCTAssertEqual(fuse.dependencies, depth.map(\.id))
+        XCTAssertEqual(fuse.inputs["masking"], .bool(true))
+        XCTAssertEqual(fuse.inputs["images"], .array(names.map { .string($0) }))
+
+        // Stopping after Image Alignment plans none of it.
+        let (other, otherNames) = try makeProject("sparse-only", images: 4)
+        try scheduler.submit(project: other, images: otherNames, options: options, lastStage: .imageAlignment)
+        let sparse = try jobs.tasks(jobID: try jobs.jobs(projectID: other.id)[0].id)
+        XCTAssertFalse(sparse.contains { $0.kind == .depth || $0.kind == .fuse })
     }
 
     func testALargeUnorderedSetIsMatchedThroughRetrieval() throws {

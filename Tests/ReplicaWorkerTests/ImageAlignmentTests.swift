@@ -9,7 +9,8 @@ import XCTest
 
 /// Image Alignment's tasks in a row on the CI-sized synthetic scene, whose true cameras are known: Pre-Processing,
 /// features per photo, matching and verification of every pair, then structure from motion, and the model's
-/// files checked against the truth.
+/// files checked against the truth; then Point Cloud Generation's, a depth map per photo and their fusion, and the
+/// cloud checked against the true surface.
 final class ImageAlignmentTests: XCTestCase {
     private var folder = ""
     private var keepsFolder: Bool { ProcessInfo.processInfo.environment["KEEP_ALIGNMENT_FOLDER"] != nil }
@@ -23,7 +24,7 @@ final class ImageAlignmentTests: XCTestCase {
         if !keepsFolder { try? FileManager.default.removeItem(atPath: folder) }
     }
 
-    func testTheSyntheticRingAlignsWithinTolerances() throws {
+    func testTheSyntheticRingAlignsAndItsPointCloudLiesOnTheTrueSurface() throws {
         let scene = SyntheticScene.make(.ci)
         try SceneWriter.write(scene, to: folder, format: .jpeg)
         let truth = try SceneTruthFile.read(folder: folder)
@@ -72,6 +73,41 @@ final class ImageAlignmentTests: XCTestCase {
         XCTAssertEqual(Set(frames.compactMap { $0["file_path"] as? String }), Set(names.map { "images/" + $0 }))
         let focal = try XCTUnwrap(transforms["fl_x"] as? Double)
         XCTAssertEqual(focal, SceneSpec.ci.focalPixels, accuracy: 0.02 * SceneSpec.ci.focalPixels)
+
+        try checkThePointCloud(names: names, work: work, truth: truth, cameras: model)
+    }
+
+    /// A depth map per photo, fused into `work/dense.ply`: the points, taken to the true world by the cameras'
+    /// alignment, lie on the true surface and cover most of what the ring sees of it.
+    private func checkThePointCloud(names: [String], work: String, truth: SceneTruth, cameras: SparseModel) throws {
+        let sink = RecordingSink()
+        for name in names {
+            let outcome = try DepthMapTask(DepthMapTask.assignment(image: name, work: work)).run(sink)
+            XCTAssertEqual(outcome.outputs, [DepthMapTask.output(for: name)])
+            // Photos 30° apart: the object's pixels away from the silhouette find their plane.
+            guard case .number(let found)? = outcome.data["depthPixels"] else { return XCTFail("no depthPixels") }
+            XCTAssertGreaterThan(found, 4000, name)
+        }
+        XCTAssertThrowsError(try DepthMapTask(DepthMapTask.assignment(image: "../x.png", work: work)))
+        let fused = try FuseTask(inputs: FuseInputs(images: names, masking: true), workDirectory: work).run(sink)
+        XCTAssertEqual(fused.outputs, FuseTask.outputs)
+        guard case .number(let count)? = fused.data["points"] else { return XCTFail("no point count") }
+        XCTAssertGreaterThan(count, 10_000)
+        // The cloud as other tools read it, in the truth's world.
+        let ply = try PLY.read(path: work + "/dense.ply")
+        XCTAssertEqual(Double(ply.vertices.count), count)
+        XCTAssertNotNil(ply.colors)
+        let alignment = try XCTUnwrap(try CameraMetrics.evaluate(estimated: cameras.images, truth: truth)
+            .trueFromEstimated)
+        let evaluation = try GeometryMetrics.evaluate(points: ply.vertices.map(alignment.apply), truth: truth,
+                                                      options: GeometryMetricsOptions(truthSampleCount: 20_000,
+                                                                                      resultSampleCount: 20_000))
+        XCTAssertLessThan(try XCTUnwrap(evaluation.accuracy).median, 0.002 * evaluation.diagonal)
+        let atOnePercent = try XCTUnwrap(evaluation.scores.first { $0.fraction == 0.01 })
+        XCTAssertGreaterThan(atOnePercent.precision, 0.95)
+        // One ring 20° up sees neither the top nor the bottom of the blob.
+        XCTAssertGreaterThan(atOnePercent.recall, 0.6)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/dense/statistics.json"))
     }
 
     /// Taken as a walk, the ring's photos are each paired with the next one, and retrieval finds the pair that
@@ -122,5 +158,12 @@ final class ImageAlignmentTests: XCTestCase {
             XCTAssertTrue(message.contains("featureSensitivity"), message)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: work + "/sparse/statistics.json"))
+    }
+}
+
+extension DepthMapTask {
+    /// The assignment the gateway sends for one photo's depth map.
+    static func assignment(image: String, work: String) -> TaskAssignment {
+        TaskAssignment(taskId: "depth-1", kind: .depth, workDirectory: work, inputs: ["image": .string(image)])
     }
 }
