@@ -89,7 +89,8 @@ public enum EvaluationReport {
         table.add(["\(evaluation.points)", number(evaluation.diagonal), percent(evaluation.insideFraction),
                    percent(evaluation.tolerance), percent(evaluation.insideGrownFraction),
                    percent(1 - evaluation.insideGrownFraction), percent(evaluation.insideEveryViewFraction),
-                   percent(evaluation.insideEveryViewFraction.map { 1 - $0 }), evaluation.views.map(String.init) ?? "–"])
+                   percent(evaluation.insideEveryViewFraction.map { 1 - $0 }),
+                   evaluation.views.map(String.init) ?? "–"])
         return table.render()
     }
 

@@ -332,8 +332,9 @@ extension GeometryMetrics {
             if all(point .>= box.min - margin) && all(point .<= box.max + margin) { insideGrown += 1 }
         }
         let count = Double(max(1, points.count))
-        return ContainmentEvaluation(points: points.count, diagonal: box.diagonal, insideFraction: Double(inside) / count,
-                                     tolerance: tolerance, insideGrownFraction: Double(insideGrown) / count)
+        return ContainmentEvaluation(points: points.count, diagonal: box.diagonal,
+                                     insideFraction: Double(inside) / count, tolerance: tolerance,
+                                     insideGrownFraction: Double(insideGrown) / count)
     }
 
     /// The share of `points` (in the world of `estimated`) that every estimated view puts inside the outline of
@@ -367,16 +368,15 @@ extension GeometryMetrics {
         func turn(_ o: Vector2, _ a: Vector2, _ b: Vector2) -> Double {
             (a.x - o.x) * (b.y - o.y) - (a.y - o.y) * (b.x - o.x)
         }
-        var lower: [Vector2] = [], upper: [Vector2] = []
-        for p in sorted {
-            while lower.count >= 2 && turn(lower[lower.count - 2], lower[lower.count - 1], p) <= 0 { lower.removeLast() }
-            lower.append(p)
+        func chain(_ points: [Vector2]) -> [Vector2] {
+            var kept: [Vector2] = []
+            for p in points {
+                while kept.count >= 2 && turn(kept[kept.count - 2], kept[kept.count - 1], p) <= 0 { kept.removeLast() }
+                kept.append(p)
+            }
+            return kept
         }
-        for p in sorted.reversed() {
-            while upper.count >= 2 && turn(upper[upper.count - 2], upper[upper.count - 1], p) <= 0 { upper.removeLast() }
-            upper.append(p)
-        }
-        return Array(lower.dropLast() + upper.dropLast())
+        return Array(chain(sorted).dropLast() + chain(sorted.reversed()).dropLast())
     }
 
     /// Whether `point` lies inside or on the convex polygon `hull` (as `convexHull` orders it).

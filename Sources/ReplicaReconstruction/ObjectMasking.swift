@@ -35,19 +35,23 @@ public struct ObjectMaskingOptions: Equatable, Sendable {
     public init() {}
 }
 
+/// A plane n·x + d = 0 with a unit normal.
+public struct Plane3: Equatable, Sendable {
+    public var normal: SIMD3<Double>
+    public var offset: Double
+
+    /// The signed distance of `point`, positive on the normal's side.
+    public func distance(_ point: SIMD3<Double>) -> Double { normal.dot(point) + offset }
+}
+
 /// What masking removed, for the job's report.
 public struct ObjectMaskingReport: Equatable, Sendable {
     public var outOfView = 0
     public var unsupported = 0
     public var supportPlane = 0
     public var strays = 0
-    /// The support plane found (unit normal towards the cameras, offset: n·x + d = 0), if any.
-    public var plane: (normal: SIMD3<Double>, offset: Double)?
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.outOfView == b.outOfView && a.unsupported == b.unsupported && a.supportPlane == b.supportPlane && a.strays == b.strays
-            && a.plane?.normal == b.plane?.normal && a.plane?.offset == b.plane?.offset
-    }
+    /// The support plane found, its normal towards the cameras, if any.
+    public var plane: Plane3?
 }
 
 /// Keeps the object the cameras surround and drops the rest, without masks drawn by hand, in four steps:
@@ -115,7 +119,7 @@ public enum ObjectMasking {
                                     options: options) {
             report.plane = plane
             let limit = options.planeDistance * scale
-            for index in supported where plane.normal.dot(points[index]) + plane.offset <= limit {
+            for index in supported where plane.distance(points[index]) <= limit {
                 keep[index] = false
                 report.supportPlane += 1
             }
@@ -149,7 +153,8 @@ public enum ObjectMasking {
             sizes.append(size)
         }
         let largest = sizes.max() ?? 0
-        for (key, members) in cellsOf where Double(sizes[piece[key]!]) < options.minimumPieceFraction * Double(largest) {
+        let smallest = options.minimumPieceFraction * Double(largest)
+        for (key, members) in cellsOf where Double(sizes[piece[key]!]) < smallest {
             for index in members { keep[index] = false }
             report.strays += members.count
         }
@@ -159,13 +164,13 @@ public enum ObjectMasking {
     /// The dominant plane of `points` if it is a support: RANSAC on a sample of the points, then the checks
     /// that tell a table from a flat face of the object. The normal points to the cameras' side.
     static func supportPlane(points: [SIMD3<Double>], centres: [Vector3], scale: Double,
-                             options: ObjectMaskingOptions) -> (normal: SIMD3<Double>, offset: Double)? {
+                             options: ObjectMaskingOptions) -> Plane3? {
         guard points.count >= 50 else { return nil }
         var random = SplitMix64Generator(seed: options.seed)
         let sample = points.count <= 20_000 ? points
             : (0..<20_000).map { _ in points[Int(random.next() % UInt64(points.count))] }
         let limit = options.planeDistance * scale
-        var best: (normal: SIMD3<Double>, offset: Double, inliers: Int)?
+        var best: (plane: Plane3, inliers: Int)?
         for _ in 0..<options.planeTrials {
             let a = sample[Int(random.next() % UInt64(sample.count))]
             let b = sample[Int(random.next() % UInt64(sample.count))]
@@ -176,18 +181,19 @@ public enum ObjectMasking {
             let normal = cross / length
             let offset = -normal.dot(a)
             let inliers = sample.reduce(0) { $0 + (abs(normal.dot($1) + offset) <= limit ? 1 : 0) }
-            if inliers > best?.inliers ?? 0 { best = (normal, offset, inliers) }
+            if inliers > best?.inliers ?? 0 { best = (Plane3(normal: normal, offset: offset), inliers) }
         }
-        guard var plane = best, Double(plane.inliers) >= options.minimumPlaneFraction * Double(sample.count)
+        guard let found = best, Double(found.inliers) >= options.minimumPlaneFraction * Double(sample.count)
         else { return nil }
+        var plane = found.plane
         // Refit to the inliers by least squares: the normal is the direction of least spread.
-        let inliers = sample.filter { abs(plane.normal.dot($0) + plane.offset) <= limit }
+        let inliers = sample.filter { abs(plane.distance($0)) <= limit }
         if let refit = fitPlane(inliers) {
             plane.normal = refit.normal.dot(plane.normal) < 0 ? -refit.normal : refit.normal
             plane.offset = -plane.normal.dot(refit.centroid)
         }
         // The cameras' side.
-        let above = centres.filter { plane.normal.dot($0) + plane.offset > 0 }.count
+        let above = centres.filter { plane.distance($0) > 0 }.count
         if Double(above) < Double(centres.count) / 2 {
             plane.normal = -plane.normal
             plane.offset = -plane.offset
@@ -195,9 +201,9 @@ public enum ObjectMasking {
         let side = max(above, centres.count - above)
         guard Double(side) >= options.cameraSideFraction * Double(centres.count) else { return nil }
         // A support spreads wider than the object on it; a flat face of the object does not.
-        let onPlane = sample.filter { abs(plane.normal.dot($0) + plane.offset) <= limit }
-        let standing = sample.filter { plane.normal.dot($0) + plane.offset > limit }
-        guard standing.count >= 20 else { return (plane.normal, plane.offset) }
+        let onPlane = sample.filter { abs(plane.distance($0)) <= limit }
+        let standing = sample.filter { plane.distance($0) > limit }
+        guard standing.count >= 20 else { return plane }
         func spread(_ set: [SIMD3<Double>]) -> Double {
             let centre = set.reduce(SIMD3<Double>(), +) / Double(set.count)
             let inPlane = set.map { p -> Double in
@@ -208,7 +214,7 @@ public enum ObjectMasking {
             return medianValue(inPlane)
         }
         guard spread(onPlane) >= options.planeSpread * spread(standing) else { return nil }
-        return (plane.normal, plane.offset)
+        return plane
     }
 
     /// The least-squares plane of `points`: their centroid and the eigenvector of least spread.

@@ -61,6 +61,9 @@ public struct DepthMapTask {
         let started = DispatchTime.now().uptimeNanoseconds
         sink.progress(0, "choosing neighbours")
         let scene = try readStereoScene(workDirectory: workDirectory)
+        // A map an earlier computation left must not stand in for one this model does not give.
+        let output = Self.output(for: image)
+        try? FileManager.default.removeItem(atPath: workDirectory + "/" + output)
         guard let reference = scene.index(of: image) else {
             return TaskOutcome(outputs: [], data: ["aligned": .bool(false)])
         }
@@ -83,7 +86,6 @@ public struct DepthMapTask {
             return true
         }
         guard let map, !stopped else { throw TaskError.cancelled }
-        let output = Self.output(for: image)
         do {
             try FileManager.default.createDirectory(atPath: workDirectory + "/dense/depth",
                                                     withIntermediateDirectories: true)

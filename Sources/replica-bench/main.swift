@@ -94,7 +94,8 @@ func renderOptions(_ arguments: ArraySlice<String>) throws -> Bench.RenderOption
     if let rings = flags["rings"] {
         let elevations = rings.split(separator: ",").compactMap { Double($0) }
         guard !elevations.isEmpty, elevations.count == rings.split(separator: ",").count else {
-            throw Bench.Failure("--rings must be elevations in degrees separated by commas, not '\(rings)'", usage: true)
+            throw Bench.Failure("--rings must be elevations in degrees separated by commas, not '\(rings)'",
+                                usage: true)
         }
         spec.path = .rings(elevationsDegrees: elevations)
     }
