@@ -17,7 +17,8 @@ public struct ObjectMaskingOptions: Equatable, Sendable {
     /// Points within this distance of a support plane (as a fraction of the median camera distance to the
     /// object) go with the plane. Default 0.008.
     public var planeDistance = 0.008
-    /// A plane supports the object when at least this fraction of the remaining points lie on it. Default 0.1.
+    /// A plane supports the object when at least this fraction of the remaining points lie on it, and as many
+    /// stand on it. Default 0.1.
     public var minimumPlaneFraction = 0.1
     /// … and at least this fraction of the cameras lie on the object's side of it. Default 0.9.
     public var cameraSideFraction = 0.9
@@ -200,10 +201,12 @@ public enum ObjectMasking {
         }
         let side = max(above, centres.count - above)
         guard Double(side) >= options.cameraSideFraction * Double(centres.count) else { return nil }
-        // A support spreads wider than the object on it; a flat face of the object does not.
+        // Something stands on a support, and the support spreads wider than it; a flat face of the object, or an
+        // object seen from one side only, has neither.
         let onPlane = sample.filter { abs(plane.distance($0)) <= limit }
         let standing = sample.filter { plane.distance($0) > limit }
-        guard standing.count >= 20 else { return plane }
+        guard standing.count >= 20,
+              Double(standing.count) >= options.minimumPlaneFraction * Double(sample.count) else { return nil }
         func spread(_ set: [SIMD3<Double>]) -> Double {
             let centre = set.reduce(SIMD3<Double>(), +) / Double(set.count)
             let inPlane = set.map { p -> Double in

@@ -211,17 +211,7 @@ final class DenseStereoTests: XCTestCase {
                          normal: SIMD3(1, 0, 0), color: SIMD3(0, 0, 0))
             isObject.append(false)
         }
-        // Twelve cameras on a ring 35° above the ball, 6 away.
-        let camera = PinholeCamera(width: 640, height: 480, focal: 600)
-        let views = (0..<12).map { index -> (camera: PinholeCamera, camFromWorld: Rigid3) in
-            let azimuth = Double(index) * .pi / 6, elevation = 35.0 * .pi / 180
-            let centre = Vector3(cos(elevation) * cos(azimuth), cos(elevation) * sin(azimuth), sin(elevation)) * 6
-                + Vector3(0, 0, 1)
-            let forward = (Vector3(0, 0, 1) - centre).normalized
-            let right = forward.cross(Vector3(0, 0, 1)).normalized
-            let rotation = Matrix3(rows: right, forward.cross(right), forward)
-            return (camera, Rigid3(rotation: rotation, translation: -(rotation * centre)))
-        }
+        let views = ringAbove(Vector3(0, 0, 1))
         // Sparse points where features are: on the ball, on the floor, and a few on the clump.
         let sparse = cloud.positions.enumerated().filter { $0.offset % 40 == 0 }
             .map { Vector3(Double($0.element.x), Double($0.element.y), Double($0.element.z)) }
@@ -234,5 +224,35 @@ final class DenseStereoTests: XCTestCase {
         XCTAssertEqual(report.plane?.normal.z ?? 0, 1, accuracy: 0.01, "the floor, facing the cameras")
         XCTAssertGreaterThan(report.outOfView, 0, "the floor's far corners are outside most views")
         XCTAssertGreaterThan(report.strays + report.unsupported, 0)
+    }
+
+    /// A plate seen only from above is all one plane with nothing standing on it: no support, so it stays.
+    func testAFlatObjectSeenFromOneSideIsNotTakenForItsOwnSupport() {
+        var cloud = OrientedPointCloud()
+        var generator = SplitMix64Generator(seed: 4)
+        for _ in 0..<10_000 {
+            let x = Float(generator.unit()) * 2 - 1, y = Float(generator.unit()) * 2 - 1
+            cloud.append(position: SIMD3(x, y, 0.001 * Float(generator.unit())), normal: SIMD3(0, 0, 1),
+                         color: SIMD3(120, 120, 120))
+        }
+        let sparse = cloud.positions.enumerated().filter { $0.offset % 20 == 0 }
+            .map { Vector3(Double($0.element.x), Double($0.element.y), Double($0.element.z)) }
+        let (keep, report) = ObjectMasking.mask(cloud, views: ringAbove(Vector3(0, 0, 0)), sparsePoints: sparse)
+        XCTAssertNil(report.plane)
+        XCTAssertGreaterThan(Double(keep.filter { $0 }.count) / Double(cloud.count), 0.97, "\(report)")
+    }
+
+    /// Twelve cameras on a ring 35° above `target`, 6 away, looking at it.
+    private func ringAbove(_ target: Vector3) -> [(camera: PinholeCamera, camFromWorld: Rigid3)] {
+        let camera = PinholeCamera(width: 640, height: 480, focal: 600)
+        return (0..<12).map { index in
+            let azimuth = Double(index) * .pi / 6, elevation = 35.0 * .pi / 180
+            let centre = Vector3(cos(elevation) * cos(azimuth), cos(elevation) * sin(azimuth), sin(elevation)) * 6
+                + target
+            let forward = (target - centre).normalized
+            let right = forward.cross(Vector3(0, 0, 1)).normalized
+            let rotation = Matrix3(rows: right, forward.cross(right), forward)
+            return (camera, Rigid3(rotation: rotation, translation: -(rotation * centre)))
+        }
     }
 }
