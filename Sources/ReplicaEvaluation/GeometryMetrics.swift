@@ -343,19 +343,23 @@ extension GeometryMetrics {
                                             box: Box3, tolerance: Double = 0.005) -> (fraction: Double, views: Int) {
         let margin = tolerance * box.diagonal
         let grown = Box3(min: box.min - margin, max: box.max + margin)
-        var outlines: [(PosedImage, [Vector2])] = []
+        // Per view: the outline in the true photo, and the scale from the estimate's pixels to the photo's (an
+        // estimate made at a working resolution).
+        var outlines: [(view: PosedImage, outline: [Vector2], scale: Vector2)] = []
         for view in estimated {
             guard let trueView = truth.image(named: view.name) else { continue }
             let corners = grown.corners.compactMap(trueView.project)
             guard corners.count == 8 else { continue }
-            outlines.append((view, convexHull(corners)))
+            let scale = Vector2(Double(trueView.camera.width) / Double(view.camera.width),
+                                Double(trueView.camera.height) / Double(view.camera.height))
+            outlines.append((view, convexHull(corners), scale))
         }
         guard !outlines.isEmpty else { return (0, 0) }
         var inside = 0
         for point in points {
-            let everywhere = outlines.allSatisfy { view, outline in
-                guard let pixel = view.project(point) else { return false }
-                return contains(outline, pixel)
+            let everywhere = outlines.allSatisfy { entry in
+                guard let pixel = entry.view.project(point) else { return false }
+                return contains(entry.outline, pixel * entry.scale)
             }
             if everywhere { inside += 1 }
         }

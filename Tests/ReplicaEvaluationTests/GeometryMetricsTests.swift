@@ -163,5 +163,41 @@ enum MetricsMeshes {
                                        Vector3(-h, h, height)],
                             triangles: [SIMD3(0, 1, 2), SIMD3(0, 2, 3)])
     }
+}
 
+extension GeometryMetricsTests {
+    /// Containment in the object's box: in the box itself, in it grown by the tolerance, and per view through
+    /// the estimated cameras, which may work at another resolution than the photos.
+    func testContainmentCountsPointsInTheBoxAlignedAndPerView() throws {
+        let box = Box3(min: Vector3(-1, -1, -1), max: Vector3(1, 1, 1))
+        let inside = Vector3(0.5, 0, 0), nearFace = Vector3(1.01, 0, 0), far = Vector3(0, 3, 0)
+        let tolerance = 0.005 // 0.017 of the diagonal 2√3: nearFace is within it, far is not.
+        let result = GeometryMetrics.containment(points: [inside, nearFace, far, inside], box: box,
+                                                 tolerance: tolerance)
+        XCTAssertEqual(result.insideFraction, 0.5)
+        XCTAssertEqual(result.insideGrownFraction, 0.75)
+
+        // Two true views of 1600 × 1200 looking at the box from 8 away along x and along y; the estimate has
+        // the same poses at half the size, as a working copy would.
+        let views = [Vector3(8, 0, 0), Vector3(0, -8, 0)].enumerated().map { index, centre -> PosedImage in
+            let forward = (-centre).normalized
+            let right = forward.cross(Vector3(0, 0, 1)).normalized
+            let rotation = Matrix3(rows: right, forward.cross(right), forward)
+            return PosedImage(name: "v\(index)", camera: PinholeCamera(width: 1600, height: 1200, focal: 1500),
+                              camFromWorld: Rigid3(rotation: rotation, translation: -(rotation * centre)))
+        }
+        let truth = SceneTruth(images: views, boundingBox: box)
+        let estimated = views.map { view -> PosedImage in
+            var half = view
+            half.camera = PinholeCamera(width: 800, height: 600, focal: 750)
+            return half
+        }
+        // far, at y = 3, projects off the box from the first view (it stands beside the box) though the second
+        // sees it in front of the box.
+        let projected = GeometryMetrics.projectedContainment(points: [inside, nearFace, far, inside],
+                                                             estimated: estimated, truth: truth, box: box,
+                                                             tolerance: tolerance)
+        XCTAssertEqual(projected.views, 2)
+        XCTAssertEqual(projected.fraction, 0.75)
+    }
 }
