@@ -116,7 +116,7 @@ extension COLMAPModel {
         guard (quaternion * quaternion).sum() > 1e-12 else {
             throw GroundTruthError(file: file, line: header.number, reason: "the quaternion is zero")
         }
-        let camFromWorld = Rigid3(rotation: rotation(quaternion: quaternion),
+        let camFromWorld = Rigid3(rotation: Matrix3(quaternion: quaternion),
                                   translation: Vector3(pose[4], pose[5], pose[6]))
         let name = header.fields[9...].joined(separator: " ")
         let posed = PosedImage(name: name, camera: camera, camFromWorld: camFromWorld)
@@ -254,15 +254,6 @@ extension COLMAPModel {
 // MARK: - Quaternions
 
 extension COLMAPModel {
-    /// The rotation of a unit quaternion (x, y, z, w) in Hamilton's convention, as COLMAP uses; normalised first.
-    static func rotation(quaternion q: SIMD4<Double>) -> Matrix3 {
-        let n = q / (q * q).sum().squareRoot()
-        let (x, y, z, w) = (n.x, n.y, n.z, n.w)
-        return Matrix3([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
-    }
-
     /// The unit quaternion (x, y, z, w) with w ≥ 0 of a rotation, by the largest of its four squared components.
     static func quaternion(rotation r: Matrix3) -> SIMD4<Double> {
         let m = r.values, trace = r.trace

@@ -41,6 +41,15 @@ public struct Matrix3: Equatable, Sendable, CustomStringConvertible {
 
     public static let identity = Matrix3(rows: Vector3(1, 0, 0), Vector3(0, 1, 0), Vector3(0, 0, 1))
 
+    /// The rotation of the quaternion (x, y, z, w) in Hamilton's convention (COLMAP's), normalised first.
+    public init(quaternion q: SIMD4<Double>) {
+        let n = q / (q * q).sum().squareRoot()
+        let (x, y, z, w) = (n.x, n.y, n.z, n.w)
+        self.init([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                   2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                   2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
+    }
+
     /// The rotation by `angle` radians about `axis` (right-handed), by Rodrigues' formula.
     public init(rotationAbout axis: Vector3, angle: Double) {
         let k = axis.normalized, c = cos(angle), s = sin(angle), t = 1 - c

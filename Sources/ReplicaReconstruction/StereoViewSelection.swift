@@ -67,7 +67,7 @@ public struct StereoScene: Sendable {
             guard let camera = cameras[cameraID] else {
                 throw bad(folder + "/images.txt", number, "camera \(cameraID) is not in cameras.txt")
             }
-            let rotation = rotationMatrix(w: values[1], x: values[2], y: values[3], z: values[4])
+            let rotation = Matrix3(quaternion: SIMD4(values[2], values[3], values[4], values[1]))
             viewOfImageID[id] = Int32(views.count)
             views.append(View(name: fields[9...].joined(separator: " "), camera: camera,
                               camFromWorld: Rigid3(rotation: rotation,
@@ -89,15 +89,6 @@ public struct StereoScene: Sendable {
             tracks.append(track)
         }
         return StereoScene(views: views, points: points, tracks: tracks)
-    }
-
-    /// The rotation of a unit quaternion (w, x, y, z), normalised first.
-    static func rotationMatrix(w: Double, x: Double, y: Double, z: Double) -> Matrix3 {
-        let norm = (w * w + x * x + y * y + z * z).squareRoot()
-        let (w, x, y, z) = (w / norm, x / norm, y / norm, z / norm)
-        return Matrix3(rows: Vector3(1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
-                       Vector3(2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
-                       Vector3(2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)))
     }
 
     /// The file's lines with their numbers, split on spaces; comments dropped, and empty lines unless asked.
