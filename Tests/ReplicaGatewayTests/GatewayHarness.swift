@@ -11,10 +11,14 @@ final class GatewayHarness: @unchecked Sendable {
     let dataDirectory: String
     let log = CapturingSink()
     private let finished = DispatchSemaphore(value: 0)
+    /// Whether the harness made the data directory itself, and so removes it when it goes (a second harness
+    /// may restart on the same directory meanwhile).
+    private let ownsDataDirectory: Bool
 
     init(dataDirectory: String? = nil, clock: ManualClock = ManualClock(),
          configure: (inout GatewayConfiguration) -> Void = { _ in }) throws {
         self.dataDirectory = dataDirectory ?? GatewayHarness.temporaryDirectory()
+        ownsDataDirectory = dataDirectory == nil
         self.clock = clock
         var configuration = GatewayConfiguration(dataDirectory: self.dataDirectory)
         configuration.host = "127.0.0.1"
@@ -42,6 +46,10 @@ final class GatewayHarness: @unchecked Sendable {
     func stop() {
         service.requestStop()
         XCTAssertEqual(finished.wait(timeout: .now() + 20), .success, "gateway did not stop")
+    }
+
+    deinit {
+        if ownsDataDirectory { try? FileManager.default.removeItem(atPath: dataDirectory) }
     }
 
     /// Sends one request on a new connection and reads the answer.
