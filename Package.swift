@@ -27,6 +27,9 @@ let package = Package(
         .systemLibrary(name: "CExif", pkgConfig: "libexif", providers: [.apt(["libexif-dev"])]),
         // No pkgConfig: Debian's libvlfeat-dev ships no .pc file; the module map links libvl by name.
         .systemLibrary(name: "CVLFeat", path: "Sources/CVLFeat", providers: [.apt(["libvlfeat-dev"])]),
+        // No pkgConfig either: Debian's libmeshoptimizer-dev ships only CMake files.
+        .systemLibrary(name: "CMeshOptimizer", path: "Sources/CMeshOptimizer",
+                       providers: [.apt(["libmeshoptimizer-dev"])]),
         // A vectorised column convolution under VLFeat's own name, which libvl's SIFT then calls (see the file).
         .target(name: "CVLFeatKernels", dependencies: ["CVLFeat"]),
         // OpenBLAS (found with pkg-config: its CBLAS header lives in a per-variant folder) and LAPACKE.
@@ -67,7 +70,7 @@ let package = Package(
         // tens of times slower unoptimised.
         .target(name: "ReplicaReconstruction",
                 dependencies: ["ReplicaGeometry", "ReplicaImageIO", "ReplicaCore", "CVLFeat", "CVLFeatKernels",
-                               "CLinearAlgebra"],
+                               "CLinearAlgebra", "CMeshOptimizer"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .executableTarget(name: "replica-bench", dependencies: ["ReplicaEvaluation"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaWorker", "ReplicaProtocol"]),
@@ -81,7 +84,8 @@ let package = Package(
                     dependencies: ["ReplicaHTTP", "ReplicaCore", "ReplicaTestSupport", "CLibUV"]),
         .testTarget(name: "ReplicaGatewayTests",
                     dependencies: ["ReplicaGateway", "ReplicaHTTP", "ReplicaCore", "ReplicaProtocol",
-                                   "ReplicaImageIO", "ReplicaTestSupport", "ReplicaEvaluation"],
+                                   "ReplicaImageIO", "ReplicaTestSupport", "ReplicaEvaluation",
+                                   "ReplicaReconstruction"],
                     exclude: ["Fixtures"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "ReplicaEvaluationTests",

@@ -116,7 +116,14 @@ public enum Bench {
         }
         if let path = options.mesh {
             let ply = try PLY.read(path: path)
-            let mesh = TriangleMesh(vertices: ply.vertices, triangles: ply.triangles)
+            var mesh = TriangleMesh(vertices: ply.vertices, triangles: ply.triangles)
+            // With cameras, the mesh is in their frame, as points are.
+            if let cameras = summary.cameras {
+                guard let alignment = cameras.trueFromEstimated else {
+                    throw Failure("--mesh: the cameras cannot be aligned with the truth, so neither can the mesh")
+                }
+                mesh.vertices = mesh.vertices.map(alignment.apply)
+            }
             guard !mesh.triangles.isEmpty else { throw Failure("--mesh \(path) has no faces; give it as --points") }
             if summary.geometry == nil, truth.mesh != nil {
                 summary.geometry = try GeometryMetrics.evaluate(mesh: mesh, truth: truth, options: geometry)

@@ -154,7 +154,7 @@ public enum CommandLineInterface {
           --work-dir DIR     Where intermediate results go; running again with the same folder resumes.
                              (default a new folder under $TMPDIR, else /tmp, printed at the start)
           --output FILE      Where the model is written. Refused until a stage makes a model: the
-                             pipeline ends with Point Cloud Generation today.
+                             pipeline ends with Mesh Generation today.
           --stop-after STAGE
                              The last stage to run (default every stage), one of:
                              \(stageNames).

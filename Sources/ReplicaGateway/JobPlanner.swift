@@ -32,6 +32,8 @@ enum JobPlanner {
                                         after: tasks)
             case .pointCloudGeneration:
                 tasks += pointCloudGeneration(images: images, options: options, after: tasks)
+            case .meshGeneration:
+                tasks += meshGeneration(options: options, after: tasks)
             }
         }
         return tasks
@@ -128,6 +130,17 @@ enum JobPlanner {
                                           "masking": .bool(options.isObjectMaskingEnabled)],
                                  dependencies: Array(earlier.count..<(earlier.count + tasks.count))))
         return tasks
+    }
+
+    /// Mesh Generation: one task after fusion, with the polygon budget of the detail level (custom's
+    /// `maximumPolygonCount`) and the primitive asked for. `earlier` are the tasks planned so far.
+    private static func meshGeneration(options: ComputeOptions, after earlier: [PlannedTask]) -> [PlannedTask] {
+        guard let fuse = earlier.lastIndex(where: { $0.kind == .fuse }) else { return [] }
+        return [PlannedTask(stage: .meshGeneration, kind: .mesh, image: nil,
+                            inputs: ["maxPolygons": .number(Double(options.settings.maximumPolygonCount)),
+                                     "primitive": .string(options.meshPrimitive.rawValue),
+                                     "masking": .bool(options.isObjectMaskingEnabled)],
+                            dependencies: [fuse])]
     }
 
     /// The strategy a job uses: the one asked for, or for `automatic` the one its ordering and size call for.

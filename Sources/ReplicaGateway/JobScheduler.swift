@@ -215,6 +215,7 @@ final class JobScheduler: WorkerPoolDelegate {
             case .result(let result):
                 if task.kind == .map, let data = result.data { reportAlignment(data, of: job) }
                 if task.kind == .fuse, let data = result.data { reportPointCloud(data, of: job) }
+                if task.kind == .mesh, let data = result.data { reportMesh(data, of: job) }
                 try finish(task, in: job, state: .done, result: result.data, message: "")
             case .failure(let failure) where !failure.retryable:
                 try refuse(task, in: job, message: failure.message, image: failure.image ?? task.image)
@@ -328,6 +329,20 @@ final class JobScheduler: WorkerPoolDelegate {
         let line = String(format: "Point Cloud Generation: %.0f points (%.0f fused) from %.0f depth maps, %.1f s",
                           number("points"), number("fusedPoints"), number("depthMaps"), number("seconds"))
         jobLog(job).info("point cloud finished", ["pointCloud": line])
+        appendToProjectLog(job, line)
+    }
+
+    /// Mesh Generation's figures, in the job's log and the project's; the rest is in `work/mesh/statistics.json`.
+    private func reportMesh(_ data: [String: JSONValue], of job: ActiveJob) {
+        func number(_ key: String) -> Double {
+            if case .number(let value)? = data[key] { return value }
+            return .nan
+        }
+        let watertight = data["watertight"] == .bool(true) ? "watertight" : "open"
+        let line = String(format: "Mesh Generation: %.0f polygons (%.0f quads), ", number("polygons"), number("quads"))
+            + watertight + String(format: ", from %.0f triangles at %.0f cells, %.1f s", number("rawTriangles"),
+                                  number("resolution"), number("seconds"))
+        jobLog(job).info("mesh finished", ["mesh": line])
         appendToProjectLog(job, line)
     }
 

@@ -6,6 +6,7 @@ public enum PipelineStage: String, CaseIterable, Comparable, Sendable {
     case preProcessing = "Pre-Processing"
     case imageAlignment = "Image Alignment"
     case pointCloudGeneration = "Point Cloud Generation"
+    case meshGeneration = "Mesh Generation"
 
     /// The name on the command line (`--stop-after pre-processing`): lowercase, words joined by `-`.
     public var commandLineName: String { rawValue.lowercased().replacingOccurrences(of: " ", with: "-") }
@@ -25,6 +26,7 @@ public enum PipelineStage: String, CaseIterable, Comparable, Sendable {
         case .preProcessing: return 0.05
         case .imageAlignment: return 0.25
         case .pointCloudGeneration: return 0.35
+        case .meshGeneration: return 0.05
         }
     }
 

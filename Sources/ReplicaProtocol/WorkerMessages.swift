@@ -77,6 +77,8 @@ public struct TaskKind: RawRepresentable, Codable, Hashable, Sendable, Expressib
     public static let depth: TaskKind = "depth"
     /// Every depth map: fused into one oriented, coloured point cloud, masked to the object when asked.
     public static let fuse: TaskKind = "fuse"
+    /// The point cloud: a closed surface, cleaned, decimated to the detail level's polygons, triangles or quads.
+    public static let mesh: TaskKind = "mesh"
 }
 
 // MARK: - Free-form JSON

@@ -15,7 +15,8 @@ import Darwin
 /// worker cannot accept, 78 after `reject`. The loop never closes the descriptors it was given.
 public final class WorkerLoop: @unchecked Sendable {
     /// The task kinds this worker runs, as `hello` announces them.
-    public static let capabilities: [TaskKind] = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse]
+    public static let capabilities: [TaskKind] = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse,
+                                                    .mesh]
 
     private let input: Int32
     private let output: LineWriter
@@ -181,6 +182,7 @@ public final class WorkerLoop: @unchecked Sendable {
         case .map: return try MapTask(assignment).run(sink)
         case .depth: return try DepthMapTask(assignment).run(sink)
         case .fuse: return try FuseTask(assignment).run(sink)
+        case .mesh: return try MeshTask(assignment).run(sink)
         default:
             throw TaskError.failed(message: "this worker cannot run tasks of kind '\(assignment.kind)'",
                                    retryable: false, image: nil)

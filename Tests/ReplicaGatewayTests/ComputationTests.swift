@@ -2,6 +2,7 @@ import Foundation
 import ReplicaEvaluation
 import ReplicaGateway
 import ReplicaImageIO
+import ReplicaReconstruction
 import ReplicaTestSupport
 import XCTest
 
@@ -319,6 +320,16 @@ final class ComputationTests: XCTestCase {
         XCTAssertTrue(jobLog.contains("Image Alignment: \(names.count) of \(names.count) photos aligned"), jobLog)
         XCTAssertTrue(jobLog.contains("Point Cloud Generation: "), jobLog)
         XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/projects/Ring/work/dense.ply"))
+        // Mesh Generation ran last: preview's budget, triangles, both meshes readable.
+        XCTAssertTrue(jobLog.contains("Mesh Generation: "), jobLog)
+        let mesh = try SurfaceMesh(plyBytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath:
+            directory + "/projects/Ring/work/mesh.ply"))))
+        XCTAssertGreaterThan(mesh.triangles.count, 1000)
+        XCTAssertLessThan(mesh.polygonCount, 25_000)
+        XCTAssertTrue(mesh.quads.isEmpty)
+        XCTAssertEqual(mesh.normals.count, mesh.positions.count)
+        XCTAssertNoThrow(try SurfaceMesh(plyBytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath:
+            directory + "/projects/Ring/work/mesh-raw.ply")))))
         assertAPIError(try gateway.send("GET", "/api/projects/no-such-project/cameras"), 404, "Project not found")
     }
 
@@ -400,7 +411,7 @@ final class ComputationTests: XCTestCase {
                 XCTAssertGreaterThanOrEqual(progress, highest, "progress went back\n\(trace)", file: file, line: line)
                 highest = max(highest, progress)
                 if status == "processing" {
-                    XCTAssertTrue(["Pre-Processing", "Image Alignment"].contains(stage), trace, file: file,
+                    XCTAssertTrue(PipelineStage.allCases.map(\.rawValue).contains(stage), trace, file: file,
                                   line: line)
                 }
             }

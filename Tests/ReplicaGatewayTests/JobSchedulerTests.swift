@@ -28,7 +28,7 @@ private final class FakeDispatcher: TaskDispatcher {
     }
 
     /// The kinds the fake's workers run.
-    var kinds: Set<TaskKind> = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse]
+    var kinds: Set<TaskKind> = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse, .mesh]
 
     func idleWorkers(for kind: TaskKind) -> Int { kinds.contains(kind) ? idle : 0 }
 
@@ -262,14 +262,14 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(map.inputs["blocks"], .array(matches.map { $0.inputs["block"]! }))
     }
 
-    func testPointCloudGenerationRunsADepthMapPerPhotoAfterTheMapThenOneFusion() throws {
+    func testPointCloudGenerationRunsADepthMapPerPhotoAfterTheMapThenOneFusionThenTheMesh() throws {
         dispatcher.idle = 2
         let (project, names) = try makeProject("dense", images: 4)
         var options = ComputeOptions()
         options.isObjectMaskingEnabled = true
         try scheduler.submit(project: project, images: names, options: options, lastStage: nil)
         let order = runEverything()
-        XCTAssertEqual(order.suffix(6), [.map, .depth, .depth, .depth, .depth, .fuse])
+        XCTAssertEqual(order.suffix(7), [.map, .depth, .depth, .depth, .depth, .fuse, .mesh])
         XCTAssertEqual(try status(project).status, "completed")
 
         let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
@@ -282,12 +282,33 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(fuse.dependencies, depth.map(\.id))
         XCTAssertEqual(fuse.inputs["masking"], .bool(true))
         XCTAssertEqual(fuse.inputs["images"], .array(names.map { .string($0) }))
+        let mesh = try XCTUnwrap(tasks.first { $0.kind == .mesh })
+        XCTAssertEqual(mesh.dependencies, [fuse.id])
+        XCTAssertEqual(mesh.stage, .meshGeneration)
+        XCTAssertEqual(mesh.inputs, ["maxPolygons": .number(100_000), "primitive": .string("triangle"),
+                                     "masking": .bool(true)])
+
+        // Custom's polygon ceiling and quads reach the mesh task; stopping after the cloud plans no mesh.
+        var custom = ComputeOptions()
+        custom.detail = .custom
+        custom.maximumPolygonCount = 12_345
+        custom.meshPrimitive = .quad
+        let (quads, quadNames) = try makeProject("quads", images: 4)
+        try scheduler.submit(project: quads, images: quadNames, options: custom, lastStage: nil)
+        let quadTasks = try jobs.tasks(jobID: try jobs.jobs(projectID: quads.id)[0].id)
+        XCTAssertEqual(quadTasks.first { $0.kind == .mesh }?.inputs,
+                       ["maxPolygons": .number(12_345), "primitive": .string("quad"), "masking": .bool(false)])
+        let (cloudOnly, cloudNames) = try makeProject("cloud-only", images: 4)
+        try scheduler.submit(project: cloudOnly, images: cloudNames, options: options, lastStage: .pointCloudGeneration)
+        let cloudTasks = try jobs.tasks(jobID: try jobs.jobs(projectID: cloudOnly.id)[0].id)
+        XCTAssertTrue(cloudTasks.contains { $0.kind == .fuse })
+        XCTAssertFalse(cloudTasks.contains { $0.kind == .mesh })
 
         // Stopping after Image Alignment plans none of it.
         let (other, otherNames) = try makeProject("sparse-only", images: 4)
         try scheduler.submit(project: other, images: otherNames, options: options, lastStage: .imageAlignment)
         let sparse = try jobs.tasks(jobID: try jobs.jobs(projectID: other.id)[0].id)
-        XCTAssertFalse(sparse.contains { $0.kind == .depth || $0.kind == .fuse })
+        XCTAssertFalse(sparse.contains { $0.kind == .depth || $0.kind == .fuse || $0.kind == .mesh })
     }
 
     func testALargeUnorderedSetIsMatchedThroughRetrieval() throws {

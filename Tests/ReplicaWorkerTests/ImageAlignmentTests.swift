@@ -108,6 +108,26 @@ final class ImageAlignmentTests: XCTestCase {
         // One ring 20° up sees neither the top nor the bottom of the blob.
         XCTAssertGreaterThan(atOnePercent.recall, 0.6)
         XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/dense/statistics.json"))
+        try checkTheMesh(work: work, truth: truth, alignment: alignment)
+    }
+
+    /// The surface of that cloud at preview's budget: on the true surface as closely as the cloud, and covering
+    /// what the cloud covers.
+    private func checkTheMesh(work: String, truth: SceneTruth, alignment: Similarity3) throws {
+        let outcome = try MeshTask(inputs: MeshInputs(maximumPolygons: 25_000, primitive: .triangle, masking: true),
+                                   workDirectory: work).run(RecordingSink())
+        XCTAssertEqual(outcome.outputs, MeshTask.outputs)
+        let ply = try PLY.read(path: work + "/mesh.ply")
+        XCTAssertLessThan(ply.triangles.count, 25_000)
+        XCTAssertGreaterThan(ply.triangles.count, 5000)
+        let mesh = TriangleMesh(vertices: ply.vertices.map(alignment.apply), triangles: ply.triangles)
+        let evaluation = try GeometryMetrics.evaluate(mesh: mesh, truth: truth,
+                                                      options: GeometryMetricsOptions(truthSampleCount: 20_000,
+                                                                                      resultSampleCount: 20_000))
+        XCTAssertLessThan(try XCTUnwrap(evaluation.accuracy).median, 0.003 * evaluation.diagonal)
+        let atOnePercent = try XCTUnwrap(evaluation.scores.first { $0.fraction == 0.01 })
+        XCTAssertGreaterThan(atOnePercent.precision, 0.9)
+        XCTAssertGreaterThan(atOnePercent.recall, 0.6)
     }
 
     /// Taken as a walk, the ring's photos are each paired with the next one, and retrieval finds the pair that

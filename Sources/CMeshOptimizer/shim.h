@@ -1,0 +1,1 @@
+#include <meshoptimizer.h>
