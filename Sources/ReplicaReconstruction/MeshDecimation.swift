@@ -70,8 +70,37 @@ extension SurfaceMesh {
                 result.quads.append(SIMD4(corners[corner], mids[corner], centre, mids[(corner + 2) % 3]))
             }
         }
+        if let surface { result.relax(onto: surface, iterations: 8) }
         let share = triangles.isEmpty ? 0 : Double(2 * pairs.count) / Double(triangles.count)
         return (result, share)
+    }
+
+    /// Evens out the faces: each vertex moved halfway towards the mean of its neighbours along edges, then back
+    /// onto `surface`, `iterations` times. A split triangle's corners keep its angles, often far from square;
+    /// this spreads them. Vertices on a border stay where they are.
+    mutating func relax(onto surface: ImplicitGrid, iterations: Int) {
+        var neighbours = [[UInt32]](repeating: [], count: positions.count)
+        var border = [Bool](repeating: false, count: positions.count)
+        var uses: [UInt64: Int] = [:]
+        func link(_ a: UInt32, _ b: UInt32) {
+            let key = Self.edgeKey(a, b)
+            uses[key, default: 0] += 1
+            if uses[key] == 1 { neighbours[Int(a)].append(b); neighbours[Int(b)].append(a) }
+        }
+        for q in quads { link(q.x, q.y); link(q.y, q.z); link(q.z, q.w); link(q.w, q.x) }
+        for t in triangles { link(t.x, t.y); link(t.y, t.z); link(t.z, t.x) }
+        for (key, count) in uses where count == 1 {
+            border[Int(key >> 32)] = true
+            border[Int(key & 0xffff_ffff)] = true
+        }
+        for _ in 0..<iterations {
+            let current = positions
+            for vertex in positions.indices where !border[vertex] && !neighbours[vertex].isEmpty {
+                let mean = neighbours[vertex].reduce(SIMD3<Float>.zero) { $0 + current[Int($1)] }
+                    / Float(neighbours[vertex].count)
+                positions[vertex] = surface.projected(current[vertex] + 0.5 * (mean - current[vertex]))
+            }
+        }
     }
 
     /// Greedy matching of triangles across shared edges into quads, best shape first. A pair qualifies when
