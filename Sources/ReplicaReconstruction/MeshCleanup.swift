@@ -61,6 +61,13 @@ extension SurfaceMesh {
             for key in keys { uses[key, default: 0] += 1 }
         }
         triangles = triangles.indices.filter { keep[$0] }.map { triangles[$0] }
+        // Two faces that run along their shared edge the same way: one of them is turned over (a fold). Both go,
+        // and the hole they leave is filled with faces that agree with their neighbours.
+        var directed: [UInt64: Int] = [:]
+        directed.reserveCapacity(triangles.count * 3)
+        func key(_ a: UInt32, _ b: UInt32) -> UInt64 { UInt64(a) << 32 | UInt64(b) }
+        for t in triangles { for (a, b) in [(t.x, t.y), (t.y, t.z), (t.z, t.x)] { directed[key(a, b), default: 0] += 1 } }
+        triangles.removeAll { t in [(t.x, t.y), (t.y, t.z), (t.z, t.x)].contains { directed[key($0.0, $0.1)]! > 1 } }
         return original - triangles.count
     }
 

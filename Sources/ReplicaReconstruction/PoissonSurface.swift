@@ -14,7 +14,7 @@ public struct PoissonOptions: Equatable, Sendable {
     /// Conjugate-gradient iterations at most at the coarsest level, and at each finer one (which starts from the
     /// coarser solution, so needs far fewer).
     public var coarseIterations = 400
-    public var fineIterations = 80
+    public var fineIterations = 40
     /// A level stops once the residual is this fraction of the right-hand side.
     public var tolerance: Float = 1e-4
     /// Cells around a point within which the surface is supported by the data; farther, it is trimmed away.
@@ -115,6 +115,8 @@ public enum PoissonSurface {
             public var relativeResidual: Double
         }
         public var levels: [Level] = []
+        /// The points after those sharing a bin of half a finest cell were averaged.
+        public var samples = 0
     }
 
     /// The indicator of `cloud` on a grid of `options.resolution` cells along its longest side, with its
@@ -123,11 +125,15 @@ public enum PoissonSurface {
     public static func indicator(of cloud: OrientedPointCloud, options: PoissonOptions = .init(),
                                  shouldContinue: (Double) -> Bool = { _ in true }) -> (ImplicitGrid, Report)? {
         guard cloud.count >= 4, let bounds = bounds(of: cloud.positions) else { return nil }
+        // As PoissonRecon averages the samples of a leaf: more than a few points per cell add cost, not detail.
+        let finest = (bounds.max - bounds.min).max() * (1 + 2 * options.margin) / Float(max(8, options.resolution))
+        let cloud = merged(cloud, bin: finest / 2, origin: bounds.min)
         var resolutions: [Int] = []
         var r = max(8, options.resolution)
         while r > options.coarsestResolution { resolutions.insert(r, at: 0); r = (r + 1) / 2 }
         resolutions.insert(max(8, min(r, options.resolution)), at: 0)
         var report = Report()
+        report.samples = cloud.count
         var previous: ImplicitGrid?
         let cost = resolutions.map { pow(Double($0), 3) }, total = cost.reduce(0, +)
         var done = 0.0
@@ -155,9 +161,41 @@ public enum PoissonSurface {
         return previous.map { ($0, report) }
     }
 
+    /// One point per occupied cubic bin of side `bin`: the mean position of the points in it, and the direction
+    /// of the sum of their normals (a bin whose normals cancel out is dropped).
+    static func merged(_ cloud: OrientedPointCloud, bin: Float, origin: SIMD3<Float>) -> OrientedPointCloud {
+        guard bin > 0 else { return cloud }
+        var slots: [Int64: Int] = [:]
+        slots.reserveCapacity(cloud.count / 2)
+        var positions: [SIMD3<Float>] = [], normals: [SIMD3<Float>] = [], counts: [Float] = []
+        for index in 0..<cloud.count {
+            let p = cloud.positions[index]
+            guard p.x.isFinite, p.y.isFinite, p.z.isFinite else { continue }
+            let g = (p - origin) / bin
+            let key = Int64(g.x) | Int64(g.y) << 21 | Int64(g.z) << 42
+            if let slot = slots[key] {
+                positions[slot] += p
+                normals[slot] += cloud.normals[index]
+                counts[slot] += 1
+            } else {
+                slots[key] = positions.count
+                positions.append(p)
+                normals.append(cloud.normals[index])
+                counts.append(1)
+            }
+        }
+        var result = OrientedPointCloud()
+        for slot in positions.indices {
+            let length = (normals[slot] * normals[slot]).sum().squareRoot()
+            guard length > 1e-3 * counts[slot] else { continue }
+            result.append(position: positions[slot] / counts[slot], normal: normals[slot] / length, color: .zero)
+        }
+        return result
+    }
+
     /// The box around the finite points; nil when there are none.
     public static func bounds(of points: [SIMD3<Float>]) -> (min: SIMD3<Float>, max: SIMD3<Float>)? {
-        guard var low = points.first else { return nil }
+        guard var low = points.first(where: { $0.x.isFinite && $0.y.isFinite && $0.z.isFinite }) else { return nil }
         var high = low
         for p in points where p.x.isFinite && p.y.isFinite && p.z.isFinite {
             low = pointwiseMin(low, p)

@@ -136,7 +136,8 @@ public struct MeshTask {
         let rawTopology = raw.topology, topology = mesh.topology
         let total = seconds(since: started)
         var document: [String: Any] = [
-            "points": cloud.count, "resolution": options.resolution, "isoValue": Double(grid.isoValue),
+            "points": cloud.count, "samples": solve.samples, "resolution": options.resolution,
+            "isoValue": Double(grid.isoValue),
             "solve": solve.levels.map { ["resolution": $0.resolution, "nodes": $0.nodes, "iterations": $0.iterations,
                                          "relativeResidual": $0.relativeResidual] },
             "extractedTriangles": extractedTriangles,

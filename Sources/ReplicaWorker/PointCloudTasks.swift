@@ -12,8 +12,15 @@ import Glibc
 // picks), then one `fuse` task that merges the depth maps into `work/dense.ply`.
 
 /// The most memory this worker process has held so far, in bytes: a task's figure for the benchmarks' peak
-/// memory per worker (the process runs task after task, so it is the peak over them all).
+/// memory per worker (the process runs task after task, so it is the peak over them all). Linux's VmHWM, which
+/// starts afresh at exec; getrusage's maximum carries over from the process that forked the worker, so a large
+/// parent (a benchmark that has read big files) would show through it.
 func peakResidentBytes() -> Double {
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+       let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") {
+        return kilobytes * 1024
+    }
     var usage = rusage()
     guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return .nan }
     return Double(usage.ru_maxrss) * 1024 // kilobytes on Linux

@@ -98,10 +98,16 @@ final class MeshGenerationTests: XCTestCase {
         mesh.triangles += [SIMD3(base, base + 2, base + 1), SIMD3(base, base + 1, base + 3),
                            SIMD3(base, base + 3, base + 2), SIMD3(base + 1, base + 2, base + 3)]
         mesh.triangles.append(SIMD3(5, 5, 6))
+        // A fold: one face turned over, so it and its neighbour run along their shared edge the same way.
+        // Far from vertex 0's hole (vertex 0 is at y 0.85), so the two holes stay apart.
+        let turned = mesh.triangles.firstIndex { [$0.x, $0.y, $0.z].allSatisfy { mesh.positions[Int($0)].y < -0.5 } }!
+        let t = mesh.triangles[turned]
+        mesh.triangles[turned] = SIMD3(t.x, t.z, t.y)
+        XCTAssertGreaterThan(mesh.topology.misorientedEdges, 0)
         let report = mesh.clean(minimumComponentShare: 0.01, maximumHoleEdges: 10)
         XCTAssertEqual(report.degenerateTriangles, 1)
         XCTAssertEqual(report.removedComponents, 1)
-        XCTAssertEqual(report.filledHoles, 1)
+        XCTAssertEqual(report.filledHoles, 2, "the hole made, and the one the fold leaves")
         XCTAssertEqual(report.openHoles, 0)
         XCTAssertTrue(report.flipped)
         XCTAssertTrue(mesh.topology.isWatertight)

@@ -68,6 +68,12 @@ final class MeshTaskTests: XCTestCase {
         XCTAssertLessThan(quads.polygonCount, 3000)
         XCTAssertGreaterThanOrEqual(quads.polygonCount, 2700)
         XCTAssertTrue(quads.topology.isWatertight)
+
+        // Custom's smallest ceiling, four polygons: too few for quads, so triangles, and never more than four.
+        _ = try MeshTask(inputs: MeshInputs(maximumPolygons: 4, primitive: .quad, masking: false),
+                         workDirectory: work).run(RecordingSink())
+        let tiny = try read("mesh.ply")
+        XCTAssertLessThanOrEqual(tiny.polygonCount, 4)
     }
 
     func testInputsAreCheckedAndACloudMustExist() throws {
