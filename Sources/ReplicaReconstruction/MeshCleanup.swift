@@ -11,14 +11,15 @@ public struct MeshCleanupReport: Equatable, Sendable {
     public var filledHoles = 0
     /// Border loops left open: larger than a small hole, so the data did not see a surface there.
     public var openHoles = 0
-    /// Whether the faces had to be turned over to wind outwards.
+    /// Whether the faces had to be turned over to wind outwards (decided only for a closed mesh).
     public var flipped = false
 }
 
 extension SurfaceMesh {
     /// Cleans a triangle mesh: drops triangles that repeat a corner, keeps at most two triangles on an edge,
     /// removes pieces with fewer than `minimumComponentShare` of the largest piece's triangles, fills holes whose
-    /// border has at most `maximumHoleEdges` edges, and turns the faces over if they enclose a negative volume.
+    /// border has at most `maximumHoleEdges` edges, and turns the faces over if, closed, they enclose a negative
+    /// volume.
     public mutating func clean(minimumComponentShare: Double = 0.01, maximumHoleEdges: Int = 100) -> MeshCleanupReport {
         precondition(quads.isEmpty, "cleaning works on triangles")
         var report = MeshCleanupReport()
@@ -29,7 +30,8 @@ extension SurfaceMesh {
         (report.keptComponents, report.removedComponents, report.removedComponentTriangles) =
             removeSmallComponents(minimumShare: minimumComponentShare)
         (report.filledHoles, report.openHoles) = fillHoles(maximumEdges: maximumHoleEdges)
-        if signedVolume < 0 {
+        // Only a closed surface has an inside to measure; an open one keeps the winding it was made with.
+        if topology.boundaryEdges == 0, signedVolume < 0 {
             triangles = triangles.map { SIMD3($0.x, $0.z, $0.y) }
             report.flipped = true
         }
