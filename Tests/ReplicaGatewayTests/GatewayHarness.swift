@@ -11,14 +11,20 @@ final class GatewayHarness: @unchecked Sendable {
     let dataDirectory: String
     let log = CapturingSink()
     private let finished = DispatchSemaphore(value: 0)
-    /// Whether the harness made the data directory itself, and so removes it when it goes (a second harness
-    /// may restart on the same directory meanwhile).
-    private let ownsDataDirectory: Bool
+    /// Harnesses alive per data directory, and the directories a harness made itself: such a directory is removed
+    /// when the last harness on it goes (a test may restart a second one on it before the first is released).
+    private static let directories = NSLock()
+    nonisolated(unsafe) private static var users: [String: Int] = [:]
+    nonisolated(unsafe) private static var made: Set<String> = []
 
     init(dataDirectory: String? = nil, clock: ManualClock = ManualClock(),
          configure: (inout GatewayConfiguration) -> Void = { _ in }) throws {
-        self.dataDirectory = dataDirectory ?? GatewayHarness.temporaryDirectory()
-        ownsDataDirectory = dataDirectory == nil
+        let path = dataDirectory ?? GatewayHarness.temporaryDirectory()
+        self.dataDirectory = path
+        Self.directories.withLock {
+            if dataDirectory == nil { Self.made.insert(path) }
+            Self.users[path, default: 0] += 1
+        }
         self.clock = clock
         var configuration = GatewayConfiguration(dataDirectory: self.dataDirectory)
         configuration.host = "127.0.0.1"
@@ -49,7 +55,13 @@ final class GatewayHarness: @unchecked Sendable {
     }
 
     deinit {
-        if ownsDataDirectory { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let last = Self.directories.withLock {
+            Self.users[dataDirectory, default: 1] -= 1
+            guard Self.users[dataDirectory] == 0 else { return false }
+            Self.users[dataDirectory] = nil
+            return Self.made.remove(dataDirectory) != nil
+        }
+        if last { try? FileManager.default.removeItem(atPath: dataDirectory) }
     }
 
     /// Sends one request on a new connection and reads the answer.
