@@ -32,7 +32,9 @@ public enum IsoSurface {
                         var key = mask
                         for (face, corners) in CellFaces.faces.enumerated() {
                             let inside = corners.map { mask >> $0 & 1 }
-                            guard inside[0] == inside[2], inside[1] == inside[3], inside[0] != inside[1] else { continue }
+                            // Ambiguous: the corners alternate inside and outside around the face.
+                            guard inside[0] == inside[2], inside[1] == inside[3], inside[0] != inside[1]
+                            else { continue }
                             let centre = corners.reduce(Float(0)) { $0 + values[cell + offsets[$1]] } / 4
                             if centre > iso { key |= 1 << (8 + face) }
                         }

@@ -39,8 +39,17 @@ extension SurfaceMesh {
         return report
     }
 
+    /// An edge whichever way it is walked: its lower vertex, then the higher.
     @inline(__always) static func edgeKey(_ a: UInt32, _ b: UInt32) -> UInt64 {
         UInt64(min(a, b)) << 32 | UInt64(max(a, b))
+    }
+
+    /// An edge walked from `a` to `b`.
+    @inline(__always) static func directedKey(_ a: UInt32, _ b: UInt32) -> UInt64 { UInt64(a) << 32 | UInt64(b) }
+
+    /// The three edges of a triangle in its winding.
+    @inline(__always) static func sides(_ t: SIMD3<UInt32>) -> [(UInt32, UInt32)] {
+        [(t.x, t.y), (t.y, t.z), (t.z, t.x)]
     }
 
     /// Drops triangles that share all three corners with another (a fold two faces thick, which decimation can
@@ -65,12 +74,17 @@ extension SurfaceMesh {
         triangles = triangles.indices.filter { keep[$0] }.map { triangles[$0] }
         // Two faces that run along their shared edge the same way: one of them is turned over (a fold). Both go,
         // and the hole they leave is filled with faces that agree with their neighbours.
-        var directed: [UInt64: Int] = [:]
-        directed.reserveCapacity(triangles.count * 3)
-        func key(_ a: UInt32, _ b: UInt32) -> UInt64 { UInt64(a) << 32 | UInt64(b) }
-        for t in triangles { for (a, b) in [(t.x, t.y), (t.y, t.z), (t.z, t.x)] { directed[key(a, b), default: 0] += 1 } }
-        triangles.removeAll { t in [(t.x, t.y), (t.y, t.z), (t.z, t.x)].contains { directed[key($0.0, $0.1)]! > 1 } }
+        let directed = directedUses()
+        triangles.removeAll { t in Self.sides(t).contains { directed[Self.directedKey($0.0, $0.1)]! > 1 } }
         return original - triangles.count
+    }
+
+    /// How many triangles walk each directed edge.
+    func directedUses() -> [UInt64: Int] {
+        var uses: [UInt64: Int] = [:]
+        uses.reserveCapacity(triangles.count * 3)
+        for t in triangles { for (a, b) in Self.sides(t) { uses[Self.directedKey(a, b), default: 0] += 1 } }
+        return uses
     }
 
     /// Pieces joined through shared edges; drops those smaller than `minimumShare` of the largest.
@@ -108,16 +122,11 @@ extension SurfaceMesh {
     /// filled and the loops left open.
     mutating func fillHoles(maximumEdges: Int) -> (Int, Int) {
         // Directed edges used once: a border. The hole runs along them backwards.
-        var directed: [UInt64: Int] = [:]
-        directed.reserveCapacity(triangles.count * 3)
-        func key(_ a: UInt32, _ b: UInt32) -> UInt64 { UInt64(a) << 32 | UInt64(b) }
-        for t in triangles {
-            for (a, b) in [(t.x, t.y), (t.y, t.z), (t.z, t.x)] { directed[key(a, b), default: 0] += 1 }
-        }
+        let directed = directedUses()
         var holeNext: [UInt32: [UInt32]] = [:]
         for (edge, count) in directed where count == 1 {
             let (a, b) = (UInt32(edge >> 32), UInt32(edge & 0xffff_ffff))
-            if directed[key(b, a)] == nil { holeNext[b, default: []].append(a) }
+            if directed[Self.directedKey(b, a)] == nil { holeNext[b, default: []].append(a) }
         }
         var filled = 0, open = 0
         while let start = holeNext.keys.min() {

@@ -108,16 +108,13 @@ extension SurfaceMesh {
     func pairTriangles() -> (quads: [SIMD4<UInt32>], leftovers: [SIMD3<UInt32>]) {
         var owner: [UInt64: Int] = [:]
         owner.reserveCapacity(triangles.count * 3)
-        func key(_ a: UInt32, _ b: UInt32) -> UInt64 { UInt64(a) << 32 | UInt64(b) }
         for (index, t) in triangles.enumerated() {
-            owner[key(t.x, t.y)] = index
-            owner[key(t.y, t.z)] = index
-            owner[key(t.z, t.x)] = index
+            for (a, b) in Self.sides(t) { owner[Self.directedKey(a, b)] = index }
         }
         var candidates: [(score: Float, first: Int, second: Int, quad: SIMD4<UInt32>)] = []
         for (index, t) in triangles.enumerated() {
             for (a, b, c) in [(t.x, t.y, t.z), (t.y, t.z, t.x), (t.z, t.x, t.y)] where a < b {
-                guard let other = owner[key(b, a)], other != index else { continue }
+                guard let other = owner[Self.directedKey(b, a)], other != index else { continue }
                 let o = triangles[other]
                 // The other triangle's corner opposite the shared edge.
                 let d = o.x != a && o.x != b ? o.x : o.y != a && o.y != b ? o.y : o.z

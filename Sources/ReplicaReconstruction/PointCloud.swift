@@ -65,7 +65,8 @@ public struct OrientedPointCloud: Sendable, Equatable {
             var offset = body.offset
             func float() -> Float {
                 defer { offset += 4 }
-                return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                let word = raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+                return Float(bitPattern: UInt32(littleEndian: word))
             }
             for _ in 0..<count {
                 let position = SIMD3(float(), float(), float())
@@ -114,7 +115,9 @@ enum PLYLayout {
         for (line, expected) in zip(found, lines) {
             if expected.hasPrefix("element ") {
                 guard line.hasPrefix(expected + " "), let count = Int(line.dropFirst(expected.count + 1)),
-                      count >= 0 else { throw PLYFormatError("expected \"\(expected) N\" in the PLY header, found \"\(line)\"") }
+                      count >= 0 else {
+                    throw PLYFormatError("expected \"\(expected) N\" in the PLY header, found \"\(line)\"")
+                }
                 counts.append(count)
             } else if line != expected {
                 throw PLYFormatError("expected \"\(expected)\" in the PLY header, found \"\(line)\"")

@@ -271,7 +271,11 @@ private struct LevelSystem {
         for p in 0..<n where cells[p] >= 0 {
             let cell = Int(cells[p])
             var neighbours = 0
-            for dz in -1...1 { for dy in -1...1 { for dx in -1...1 { neighbours += Int(perCell[cell + dx + dy * sy + dz * sz]) } } }
+            for dz in -1...1 {
+                for dy in -1...1 {
+                    for dx in -1...1 { neighbours += Int(perCell[cell + dx + dy * sy + dz * sz]) }
+                }
+            }
             areas[p] = 11 / Float(max(1, neighbours))
             weights[p] = screening * areas[p]
         }

@@ -73,7 +73,9 @@ public struct SurfaceMesh: Sendable, Equatable {
         public var nonManifoldEdges = 0
         public var misorientedEdges = 0
         /// Closed and manifold: every edge has exactly two faces, wound oppositely along it.
-        public var isWatertight: Bool { edges > 0 && boundaryEdges == 0 && nonManifoldEdges == 0 && misorientedEdges == 0 }
+        public var isWatertight: Bool {
+            edges > 0 && boundaryEdges == 0 && nonManifoldEdges == 0 && misorientedEdges == 0
+        }
     }
 
     public var topology: Topology {
@@ -134,7 +136,10 @@ public struct SurfaceMesh: Sendable, Equatable {
         for index in positions.indices {
             let p = positions[index]
             for value in [p.x, p.y, p.z] { append(value.bitPattern) }
-            if !normals.isEmpty { for value in [normals[index].x, normals[index].y, normals[index].z] { append(value.bitPattern) } }
+            if !normals.isEmpty {
+                let n = normals[index]
+                for value in [n.x, n.y, n.z] { append(value.bitPattern) }
+            }
         }
         for t in triangles { bytes.append(3); append(t.x); append(t.y); append(t.z) }
         for q in quads { bytes.append(4); append(q.x); append(q.y); append(q.z); append(q.w) }
@@ -168,12 +173,13 @@ public struct SurfaceMesh: Sendable, Equatable {
                 defer { offset += 4 }
                 return UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
             }
+            func vector() -> SIMD3<Float> {
+                SIMD3(Float(bitPattern: word()), Float(bitPattern: word()), Float(bitPattern: word()))
+            }
             positions.reserveCapacity(vertexCount)
             for _ in 0..<vertexCount {
-                positions.append(SIMD3(Float(bitPattern: word()), Float(bitPattern: word()), Float(bitPattern: word())))
-                if hasNormals {
-                    normals.append(SIMD3(Float(bitPattern: word()), Float(bitPattern: word()), Float(bitPattern: word())))
-                }
+                positions.append(vector())
+                if hasNormals { normals.append(vector()) }
             }
             for number in 0..<faceCount {
                 guard offset < raw.count else { failure = PLYFormatError("the file ends at face \(number)"); return }

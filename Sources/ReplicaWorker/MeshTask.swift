@@ -26,8 +26,9 @@ public struct MeshInputs: Equatable {
         }
         guard case .number(let count)? = inputs["maxPolygons"], count == count.rounded(),
               ComputeOptions.polygonCountRange.contains(Int(exactly: count) ?? 0) else {
-            throw invalidInput("inputs.maxPolygons must be a whole number from \(ComputeOptions.polygonCountRange.lowerBound) "
-                               + "to \(ComputeOptions.polygonCountRange.upperBound)")
+            let range = ComputeOptions.polygonCountRange
+            throw invalidInput("inputs.maxPolygons must be a whole number from \(range.lowerBound) "
+                               + "to \(range.upperBound)")
         }
         guard case .string(let name)? = inputs["primitive"], let primitive = MeshPrimitive(rawValue: name) else {
             throw invalidInput("inputs.primitive must be \"triangle\" or \"quad\"")
@@ -178,7 +179,8 @@ public struct MeshTask {
         // 2 % under the ceiling: the simplifier stops at or a little under its target.
         let goal = max(4, budget - budget / 50)
         guard inputs.primitive == .quad else {
-            return (raw.triangles.count <= budget ? raw : repaired(raw.simplified(toTriangles: goal, ceiling: budget)), nil)
+            guard raw.triangles.count > budget else { return (raw, nil) }
+            return (repaired(raw.simplified(toTriangles: goal, ceiling: budget)), nil)
         }
         // Each pair becomes 4 quads and each leftover triangle 3: about 2.2 quads a triangle at 85 % paired.
         var target = max(2, Int(Double(goal) / 2.2))
@@ -213,8 +215,8 @@ public struct MeshTask {
         do {
             return try OrientedPointCloud(plyBytes: Array(data))
         } catch {
-            throw TaskError.failed(message: "the point cloud (work/dense.ply) is damaged: \(error.reason); compute again",
-                                   retryable: false, image: nil)
+            throw TaskError.failed(message: "the point cloud (work/dense.ply) is damaged: \(error.reason); "
+                                   + "compute again", retryable: false, image: nil)
         }
     }
 

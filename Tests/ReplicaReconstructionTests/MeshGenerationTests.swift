@@ -20,6 +20,14 @@ final class MeshGenerationTests: XCTestCase {
         return cloud
     }
 
+    /// A geometry mesh as a surface mesh, wound as it is or turned over.
+    private func surface(of mesh: TriangleMesh, turnedOver: Bool = false) -> SurfaceMesh {
+        SurfaceMesh(positions: mesh.vertices.map { SIMD3<Float>($0) }, triangles: mesh.triangles.map { t in
+            let corners = SIMD3<UInt32>(UInt32(t.x), UInt32(t.y), UInt32(t.z))
+            return turnedOver ? SIMD3(corners.x, corners.z, corners.y) : corners
+        })
+    }
+
     private func meshOf(_ cloud: OrientedPointCloud, resolution: Int, supportRadius: Int = 2)
         -> (SurfaceMesh, ImplicitGrid) {
         var options = PoissonOptions()
@@ -89,8 +97,7 @@ final class MeshGenerationTests: XCTestCase {
 
     func testCleaningDropsStraysFillsSmallHolesAndTurnsFacesOut() {
         let sphere = TriangleMesh.icosphere(subdivisions: 4)
-        var mesh = SurfaceMesh(positions: sphere.vertices.map { SIMD3<Float>($0) },
-                               triangles: sphere.triangles.map { SIMD3<UInt32>(UInt32($0.x), UInt32($0.z), UInt32($0.y)) })
+        var mesh = surface(of: sphere, turnedOver: true)
         // A hole: the faces around vertex 0. A stray: a small tetrahedron apart.
         mesh.triangles.removeAll { $0.x == 0 || $0.y == 0 || $0.z == 0 }
         let base = UInt32(mesh.positions.count)
@@ -115,8 +122,7 @@ final class MeshGenerationTests: XCTestCase {
         XCTAssertFalse(mesh.positions.contains(SIMD3(3, 0, 0)), "the stray's vertices are gone too")
 
         // A hole larger than the limit stays open.
-        var open = SurfaceMesh(positions: sphere.vertices.map { SIMD3<Float>($0) },
-                               triangles: sphere.triangles.map { SIMD3<UInt32>(UInt32($0.x), UInt32($0.y), UInt32($0.z)) })
+        var open = surface(of: sphere)
         open.triangles.removeAll { t in [t.x, t.y, t.z].contains { open.positions[Int($0)].y > 0.8 } }
         let openReport = open.clean(maximumHoleEdges: 10)
         XCTAssertEqual(openReport.openHoles, 1)
@@ -125,8 +131,7 @@ final class MeshGenerationTests: XCTestCase {
 
     func testDecimationMeetsTheBudgetAndKeepsTheSurface() {
         let sphere = TriangleMesh.icosphere(subdivisions: 5)
-        let mesh = SurfaceMesh(positions: sphere.vertices.map { SIMD3<Float>($0) },
-                               triangles: sphere.triangles.map { SIMD3<UInt32>(UInt32($0.x), UInt32($0.y), UInt32($0.z)) })
+        let mesh = surface(of: sphere)
         XCTAssertEqual(mesh.triangles.count, 20_480)
         let small = mesh.simplified(toTriangles: 2000, ceiling: 2000)
         XCTAssertLessThanOrEqual(small.triangles.count, 2000)
@@ -140,8 +145,7 @@ final class MeshGenerationTests: XCTestCase {
 
     func testQuadsAreWellShapedAndCountedAsPolygons() {
         let sphere = TriangleMesh.icosphere(subdivisions: 3)
-        let mesh = SurfaceMesh(positions: sphere.vertices.map { SIMD3<Float>($0) },
-                               triangles: sphere.triangles.map { SIMD3<UInt32>(UInt32($0.x), UInt32($0.y), UInt32($0.z)) })
+        let mesh = surface(of: sphere)
         let (quads, paired) = mesh.quadrangulated()
         XCTAssertTrue(quads.triangles.isEmpty)
         XCTAssertGreaterThan(paired, 0.8)
