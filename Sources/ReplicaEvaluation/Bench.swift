@@ -54,8 +54,13 @@ public enum Bench {
         public var cameras: String?
         /// A PLY point cloud: geometry.
         public var points: String?
-        /// A PLY mesh: geometry, and appearance when its vertices carry colours.
+        /// A PLY mesh: geometry, and appearance when its vertices carry colours or it has texture coordinates
+        /// and `texture` is given.
         public var mesh: String?
+        /// The image the mesh's texture coordinates sample (its first page), for appearance.
+        public var texture: String?
+        /// Where to write each appearance rendering as `<view>.png`, beside the photo; nil: nowhere.
+        public var renders: String?
         /// Where the true images are, for appearance; nil: beside the truth.
         public var images: String?
         /// Held-out views for appearance, by name; nil: every true view.
@@ -64,7 +69,10 @@ public enum Bench {
         public var surfaceSamples: Int
 
         public init(truth: String, cameras: String? = nil, points: String? = nil, mesh: String? = nil,
-                    images: String? = nil, views: [String]? = nil, surfaceSamples: Int = 100_000) {
+                    texture: String? = nil, renders: String? = nil, images: String? = nil,
+                    views: [String]? = nil, surfaceSamples: Int = 100_000) {
+            self.texture = texture
+            self.renders = renders
             self.truth = truth
             self.cameras = cameras
             self.points = points
@@ -128,10 +136,20 @@ public enum Bench {
             if summary.geometry == nil, truth.mesh != nil {
                 summary.geometry = try GeometryMetrics.evaluate(mesh: mesh, truth: truth, options: geometry)
             }
-            if let colors = ply.colors {
+            if let texturePath = options.texture {
+                guard let uvs = try PLY.readTextured(path: path).uvs else {
+                    throw Failure("--texture: \(path) has no texture coordinates")
+                }
+                let image = try ImageReader.decode(path: texturePath).pixels
+                let model = TexturedMesh(mesh: mesh, textureCoordinates: uvs, texture: image)
+                summary.appearance = try appearance(of: model, truth: truth, views: options.views,
+                                                    imagesFolder: options.images ?? imagesFolder,
+                                                    renders: options.renders)
+            } else if let colors = ply.colors {
                 let model = TexturedMesh(mesh: mesh, vertexColors: colors.map { Vector3($0) / 255 })
                 summary.appearance = try appearance(of: model, truth: truth, views: options.views,
-                                                    imagesFolder: options.images ?? imagesFolder)
+                                                    imagesFolder: options.images ?? imagesFolder,
+                                                    renders: options.renders)
             }
         }
         guard summary != EvaluationSummary() else {
@@ -177,7 +195,7 @@ public enum Bench {
 
     /// Renders the result unlit from each held-out true view and compares it with the photo taken there.
     static func appearance(of model: TexturedMesh, truth: SceneTruth, views: [String]?,
-                           imagesFolder: String) throws -> AppearanceEvaluation {
+                           imagesFolder: String, renders: String? = nil) throws -> AppearanceEvaluation {
         let chosen = try views.map { names in
             try names.map { name in
                 guard let view = truth.image(named: name) else { throw Failure("--views: no true view \(name)") }
@@ -192,9 +210,31 @@ public enum Bench {
                               + "\(view.camera.width)×\(view.camera.height)")
             }
             let rendered = Rasterizer.render(model, from: view, lighting: nil)
+            if let renders { try writeRendering(rendered.image, beside: photo, to: renders, name: view.name) }
             compared.append(AppearanceView(name: view.name, rendered: rendered.image, truth: photo,
                                            mask: rendered.coverage))
         }
         return ImageMetrics.evaluate(compared)
+    }
+
+    /// The rendering on the left and the photo on the right, as one PNG.
+    private static func writeRendering(_ image: PixelBuffer, beside photo: PixelBuffer, to folder: String,
+                                       name: String) throws {
+        let photo = photo.channels == 3 ? photo : PixelBuffer(width: photo.width, height: photo.height, channels: 3,
+                                                              bytes: photo.bytes.flatMap { [$0, $0, $0] })
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(2 * image.bytes.count)
+        let row = image.width * 3
+        for y in 0..<image.height {
+            bytes += image.bytes[(y * row)..<((y + 1) * row)]
+            bytes += photo.bytes[(y * row)..<((y + 1) * row)]
+        }
+        let joined = PixelBuffer(width: 2 * image.width, height: image.height, channels: 3, bytes: bytes)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let stem = (name as NSString).deletingPathExtension
+        guard FileManager.default.createFile(atPath: folder + "/" + stem + ".png",
+                                             contents: Data(try PNGEncoder.encode(joined))) else {
+            throw Failure("cannot write \(folder)/\(stem).png")
+        }
     }
 }

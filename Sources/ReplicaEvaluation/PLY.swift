@@ -18,6 +18,20 @@ public enum PLY {
     /// Reads vertices, their colours when every vertex has them, and triangles.
     public static func read(path: String) throws -> (vertices: [Vector3], colors: [SIMD3<UInt8>]?,
                                                       triangles: [SIMD3<Int32>]) {
+        let contents = try everything(path: path)
+        return (contents.vertices, contents.colors, contents.triangles)
+    }
+
+    /// Reads vertices, their texture coordinates (`texture_u`/`texture_v`, `u`/`v` or `s`/`t`) when every vertex
+    /// has them, and triangles.
+    public static func readTextured(path: String) throws -> (vertices: [Vector3], uvs: [Vector2]?,
+                                                              triangles: [SIMD3<Int32>]) {
+        let contents = try everything(path: path)
+        return (contents.vertices, contents.uvs, contents.triangles)
+    }
+
+    private static func everything(path: String) throws -> (vertices: [Vector3], colors: [SIMD3<UInt8>]?,
+                                                              uvs: [Vector2]?, triangles: [SIMD3<Int32>]) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PLYError(path: path, reason: "the file cannot be read")
         }
@@ -164,21 +178,25 @@ private struct PLYBodyReader {
     }
 
     mutating func read(_ header: PLYHeader) throws -> (vertices: [Vector3], colors: [SIMD3<UInt8>]?,
-                                                        triangles: [SIMD3<Int32>]) {
-        var vertices: [Vector3] = [], colors: [SIMD3<UInt8>]?, triangles: [SIMD3<Int32>] = []
+                                                        uvs: [Vector2]?, triangles: [SIMD3<Int32>]) {
+        var vertices: [Vector3] = [], colors: [SIMD3<UInt8>]?, uvs: [Vector2]?, triangles: [SIMD3<Int32>] = []
         for element in header.elements {
             let names = element.properties.map(\.name)
             let position = ["x", "y", "z"].compactMap { names.firstIndex(of: $0) }
             let color = ["red", "green", "blue"].compactMap { names.firstIndex(of: $0) }
+            let uv = [["texture_u", "texture_v"], ["u", "v"], ["s", "t"]]
+                .map { $0.compactMap { names.firstIndex(of: $0) } }.first { $0.count == 2 } ?? []
             if element.name == "vertex" {
                 guard position.count == 3 else { throw failure("vertices lack x, y or z") }
                 if color.count == 3 { colors = [] }
+                if uv.count == 2 { uvs = [] }
             }
             for _ in 0..<element.count {
                 let (scalars, list) = try readRecord(element)
                 if element.name == "vertex" {
                     vertices.append(Vector3(scalars[position[0]], scalars[position[1]], scalars[position[2]]))
                     if color.count == 3 { colors?.append(SIMD3(color.map { UInt8(clamping: Int(scalars[$0])) })) }
+                    if uv.count == 2 { uvs?.append(Vector2(scalars[uv[0]], scalars[uv[1]])) }
                 } else if element.name == "face", list.count >= 3 {
                     // A polygon becomes a fan of triangles around its first corner.
                     for corner in 1..<(list.count - 1) {
@@ -190,7 +208,7 @@ private struct PLYBodyReader {
         guard triangles.allSatisfy({ $0.min() >= 0 && Int($0.max()) < vertices.count }) else {
             throw failure("a face refers to a vertex that does not exist")
         }
-        return (vertices, colors, triangles)
+        return (vertices, colors, uvs, triangles)
     }
 
     /// One record of an element: its scalar properties by position, and its vertex-index list if it has one.

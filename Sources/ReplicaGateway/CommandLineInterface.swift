@@ -154,7 +154,7 @@ public enum CommandLineInterface {
           --work-dir DIR     Where intermediate results go; running again with the same folder resumes.
                              (default a new folder under $TMPDIR, else /tmp, printed at the start)
           --output FILE      Where the model is written. Refused until a stage makes a model: the
-                             pipeline ends with Mesh Generation today.
+                             pipeline ends with Texture Mapping today.
           --stop-after STAGE
                              The last stage to run (default every stage), one of:
                              \(stageNames).
@@ -192,7 +192,11 @@ public enum CommandLineInterface {
         """
 
     /// The stages `--stop-after` takes, in pipeline order, as the help lists them.
-    private static let stageNames = PipelineStage.allCases.map(\.commandLineName).joined(separator: ", ")
+    /// The stages' names, three to a line of the help's option column.
+    private static let stageNames = stride(from: 0, to: PipelineStage.allCases.count, by: 3).map { start in
+        PipelineStage.allCases[start..<min(start + 3, PipelineStage.allCases.count)].map(\.commandLineName)
+            .joined(separator: ", ")
+    }.joined(separator: ",\n                     ")
 
     public static func parse(_ arguments: [String], environment: [String: String]) throws -> GatewayCommand {
         var rest = arguments[...]

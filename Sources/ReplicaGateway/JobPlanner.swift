@@ -34,6 +34,8 @@ enum JobPlanner {
                 tasks += pointCloudGeneration(images: images, options: options, after: tasks)
             case .meshGeneration:
                 tasks += meshGeneration(options: options, after: tasks)
+            case .textureMapping:
+                tasks += textureMapping(options: options, after: tasks)
             }
         }
         return tasks
@@ -142,6 +144,26 @@ enum JobPlanner {
                                      "masking": .bool(options.isObjectMaskingEnabled)],
                             dependencies: [fuse])]
     }
+
+    /// Texture Mapping: one task after Mesh Generation, baking the level's maps (custom's `outputTextureMaps`)
+    /// at its texture side, in its format. Raw spreads its diffuse map over as many pages as keep a texel per
+    /// photo pixel, up to `rawPages`; the other levels fit one page.
+    private static func textureMapping(options: ComputeOptions, after earlier: [PlannedTask]) -> [PlannedTask] {
+        guard let mesh = earlier.lastIndex(where: { $0.kind == .mesh }) else { return [] }
+        let settings = options.settings
+        var inputs: [String: JSONValue] = [
+            "maps": .array(settings.outputTextureMaps.map { .string($0.rawValue) }),
+            "dimension": .number(Double(settings.maximumTextureDimension.pixels)),
+            "format": .string(settings.textureFormat.rawValue),
+        ]
+        if options.detail == .raw { inputs["maximumPages"] = .number(Double(rawPages)) }
+        if settings.textureFormat == .jpeg { inputs["jpegQuality"] = .number(settings.jpegCompressionQuality) }
+        return [PlannedTask(stage: .textureMapping, kind: .texture, image: nil, inputs: inputs,
+                            dependencies: [mesh])]
+    }
+
+    /// The most 8192² pages raw's diffuse map may take: 1.6 gigatexels, far beyond what the photos give.
+    static let rawPages = 24
 
     /// The strategy a job uses: the one asked for, or for `automatic` the one its ordering and size call for.
     static func strategy(_ pairing: PairSelectionStrategy, options: ComputeOptions,

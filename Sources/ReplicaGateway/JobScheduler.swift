@@ -216,6 +216,7 @@ final class JobScheduler: WorkerPoolDelegate {
                 if task.kind == .map, let data = result.data { reportAlignment(data, of: job) }
                 if task.kind == .fuse, let data = result.data { reportPointCloud(data, of: job) }
                 if task.kind == .mesh, let data = result.data { reportMesh(data, of: job) }
+                if task.kind == .texture, let data = result.data { reportTexture(data, of: job) }
                 try finish(task, in: job, state: .done, result: result.data, message: "")
             case .failure(let failure) where !failure.retryable:
                 try refuse(task, in: job, message: failure.message, image: failure.image ?? task.image)
@@ -343,6 +344,25 @@ final class JobScheduler: WorkerPoolDelegate {
             + watertight + String(format: ", from %.0f triangles at %.0f cells, %.1f s", number("rawTriangles"),
                                   number("resolution"), number("seconds"))
         jobLog(job).info("mesh finished", ["mesh": line])
+        appendToProjectLog(job, line)
+    }
+
+    /// Texture Mapping's figures, in the job's log and the project's; the rest is in `work/texture/statistics.json`.
+    private func reportTexture(_ data: [String: JSONValue], of job: ActiveJob) {
+        func number(_ key: String) -> Double {
+            if case .number(let value)? = data[key] { return value }
+            return .nan
+        }
+        var maps: [String] = []
+        if case .array(let names)? = data["maps"] {
+            for case .string(let name) in names { maps.append(name) }
+        }
+        let line = String(format: "Texture Mapping: %.0f charts on %.0f page(s) of %.0f², %.2f texels a pixel, ",
+                          number("charts"), number("pages"), number("pageSize"), number("texelsPerPixel"))
+            + String(format: "seams levelled from %.1f to %.1f, ", number("seamDifferenceBefore"),
+                     number("seamDifferenceAfter"))
+            + maps.joined(separator: ", ") + String(format: ", %.1f s", number("seconds"))
+        jobLog(job).info("texture finished", ["texture": line])
         appendToProjectLog(job, line)
     }
 

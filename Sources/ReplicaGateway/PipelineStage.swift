@@ -7,6 +7,7 @@ public enum PipelineStage: String, CaseIterable, Comparable, Sendable {
     case imageAlignment = "Image Alignment"
     case pointCloudGeneration = "Point Cloud Generation"
     case meshGeneration = "Mesh Generation"
+    case textureMapping = "Texture Mapping"
 
     /// The name on the command line (`--stop-after pre-processing`): lowercase, words joined by `-`.
     public var commandLineName: String { rawValue.lowercased().replacingOccurrences(of: " ", with: "-") }
@@ -27,6 +28,7 @@ public enum PipelineStage: String, CaseIterable, Comparable, Sendable {
         case .imageAlignment: return 0.25
         case .pointCloudGeneration: return 0.35
         case .meshGeneration: return 0.05
+        case .textureMapping: return 0.1
         }
     }
 

@@ -88,7 +88,8 @@ extension DetailLevel {
         case .reduced: Self.row(1536, 50_000, .twoK, maps: Self.basicMaps)
         case .medium: Self.row(2048, 100_000, .fourK, maps: Self.basicMaps)
         case .full: Self.row(3072, 250_000, .eightK, maps: TextureMap.allCases)
-        case .raw: Self.row(65_500, 30_000_000, .sixteenK, maps: [.diffuseColor])
+        // Raw's diffuse map is split over as many 8192² pages as it needs, as Object Capture splits it.
+        case .raw: Self.row(65_500, 30_000_000, .eightK, maps: [.diffuseColor])
         // Medium's row, except that custom's maps default to all of them, as `["all"]` does.
         case .custom: Self.row(2048, 100_000, .fourK, maps: TextureMap.allCases)
         }

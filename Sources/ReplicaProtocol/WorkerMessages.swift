@@ -79,6 +79,8 @@ public struct TaskKind: RawRepresentable, Codable, Hashable, Sendable, Expressib
     public static let fuse: TaskKind = "fuse"
     /// The point cloud: a closed surface, cleaned, decimated to the detail level's polygons, triangles or quads.
     public static let mesh: TaskKind = "mesh"
+    /// The mesh: a UV atlas from the photos that see each face, and the detail level's maps baked onto it.
+    public static let texture: TaskKind = "texture"
 }
 
 // MARK: - Free-form JSON

@@ -66,6 +66,16 @@ func writeWorkFile(_ bytes: [UInt8], _ relative: String, in workDirectory: Strin
     }
 }
 
+/// Makes `work/<relative>` and the folders above it.
+func ensureWorkDirectory(_ relative: String, in workDirectory: String) throws(TaskError) {
+    do {
+        try FileManager.default.createDirectory(atPath: workDirectory + "/" + relative,
+                                                withIntermediateDirectories: true)
+    } catch {
+        throw TaskError.failed(message: "cannot make work/\(relative): \(error)", retryable: true, image: nil)
+    }
+}
+
 func isFileName(_ name: String) -> Bool { !name.isEmpty && !name.contains("/") && name != "." && name != ".." }
 
 func invalidInput(_ message: String) -> TaskError { .failed(message: message, retryable: false, image: nil) }

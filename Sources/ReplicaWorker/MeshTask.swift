@@ -124,7 +124,7 @@ public struct MeshTask {
         let extractSeconds = seconds(since: extracting)
         if sink.shouldStop { throw TaskError.cancelled }
         sink.progress(0.75, "writing the undecimated mesh")
-        try ensureDirectory("mesh")
+        try ensureWorkDirectory("mesh", in: workDirectory)
         try write(raw.plyBytes(), "mesh-raw.ply")
         sink.progress(0.8, "decimating to \(inputs.maximumPolygons) polygons")
         let decimating = DispatchTime.now().uptimeNanoseconds
@@ -217,15 +217,6 @@ public struct MeshTask {
         } catch {
             throw TaskError.failed(message: "the point cloud (work/dense.ply) is damaged: \(error.reason); "
                                    + "compute again", retryable: false, image: nil)
-        }
-    }
-
-    private func ensureDirectory(_ relative: String) throws(TaskError) {
-        do {
-            try FileManager.default.createDirectory(atPath: workDirectory + "/" + relative,
-                                                    withIntermediateDirectories: true)
-        } catch {
-            throw TaskError.failed(message: "cannot make work/\(relative): \(error)", retryable: true, image: nil)
         }
     }
 

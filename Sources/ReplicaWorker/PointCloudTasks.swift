@@ -114,21 +114,27 @@ public struct DepthMapTask {
     }
 
     private func load(_ view: StereoScene.View) throws(TaskError) -> StereoImage {
-        let path = workDirectory + "/images/" + view.name + ".jpg"
-        let pixels: PixelBuffer
-        do {
-            pixels = try ImageReader.decode(path: path, options: DecodeOptions(allowGrey: true)).pixels
-        } catch {
-            throw TaskError.failed(message: "cannot read the working copy of \(view.name): \(error); compute again",
-                                   retryable: false, image: nil)
-        }
-        guard pixels.width == view.camera.width, pixels.height == view.camera.height else {
-            throw TaskError.failed(message: "the working copy of \(view.name) is \(pixels.width)×\(pixels.height) "
-                                   + "but the sparse model says \(view.camera.width)×\(view.camera.height); "
-                                   + "compute again", retryable: false, image: nil)
-        }
-        return StereoImage(undistorting: pixels, camera: view.camera, camFromWorld: view.camFromWorld)
+        try loadStereoImage(view, workDirectory: workDirectory)
     }
+}
+
+/// The working copy of a placed photo, resampled to its distortion-free camera; a copy that cannot be read, or
+/// whose size is not the sparse model's, is an error that says to compute again.
+func loadStereoImage(_ view: StereoScene.View, workDirectory: String) throws(TaskError) -> StereoImage {
+    let path = workDirectory + "/images/" + view.name + ".jpg"
+    let pixels: PixelBuffer
+    do {
+        pixels = try ImageReader.decode(path: path, options: DecodeOptions(allowGrey: true)).pixels
+    } catch {
+        throw TaskError.failed(message: "cannot read the working copy of \(view.name): \(error); compute again",
+                               retryable: false, image: nil)
+    }
+    guard pixels.width == view.camera.width, pixels.height == view.camera.height else {
+        throw TaskError.failed(message: "the working copy of \(view.name) is \(pixels.width)×\(pixels.height) "
+                               + "but the sparse model says \(view.camera.width)×\(view.camera.height); "
+                               + "compute again", retryable: false, image: nil)
+    }
+    return StereoImage(undistorting: pixels, camera: view.camera, camFromWorld: view.camFromWorld)
 }
 
 /// The inputs of a `fuse` task.

@@ -16,7 +16,7 @@ import Darwin
 public final class WorkerLoop: @unchecked Sendable {
     /// The task kinds this worker runs, as `hello` announces them.
     public static let capabilities: [TaskKind] = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse,
-                                                    .mesh]
+                                                    .mesh, .texture]
 
     private let input: Int32
     private let output: LineWriter
@@ -183,6 +183,7 @@ public final class WorkerLoop: @unchecked Sendable {
         case .depth: return try DepthMapTask(assignment).run(sink)
         case .fuse: return try FuseTask(assignment).run(sink)
         case .mesh: return try MeshTask(assignment).run(sink)
+        case .texture: return try TextureTask(assignment).run(sink)
         default:
             throw TaskError.failed(message: "this worker cannot run tasks of kind '\(assignment.kind)'",
                                    retryable: false, image: nil)

@@ -9,7 +9,8 @@ let usage = """
                                 [--seed N] [--path rings|walk] [--rings DEG,DEG…] [--fov DEGREES]
                                 [--format png|jpeg|both]
            replica-bench evaluate --truth PATH [--cameras COLMAP_DIR] [--points PLY] [--mesh PLY]
-                                  [--images DIR] [--views NAME,NAME…] [--samples N] [--json]
+                                  [--texture IMAGE] [--renders DIR] [--images DIR] [--views NAME,NAME…]
+                                  [--samples N] [--json]
 
     render writes DIR/images/ (PNG and/or JPEG with EXIF focal length), DIR/truth/cameras.json and
     DIR/truth/mesh.ply. Shapes: \(SyntheticShape.allCases.map(\.rawValue).joined(separator: ", ")).
@@ -20,9 +21,10 @@ let usage = """
     gt_dense_cameras folder or a NeRF transforms_*.json, and prints a table per part of the result given:
     cameras and sparse structure (a COLMAP text model), geometry (a PLY point cloud or mesh, against a true
     surface; --samples points on each surface, default 100000), containment (the share of --points inside the
-    object's box, where the truth gives one), appearance (a PLY mesh with vertex colours, rendered unlit from
-    the true views, or those --views names, and compared with their photos). Points given with --cameras are
-    in those cameras' frame and are aligned to the truth with them.
+    object's box, where the truth gives one), appearance (a PLY mesh with vertex colours, or with texture
+    coordinates and its --texture, rendered unlit from the true views, or those --views names, and compared
+    with their photos; --renders writes each rendering beside its photo as DIR/<view>.png). Points given
+    with --cameras are in those cameras' frame and are aligned to the truth with them.
 
     """
 
@@ -115,13 +117,14 @@ func renderOptions(_ arguments: ArraySlice<String>) throws -> Bench.RenderOption
 }
 
 func evaluateOptions(_ arguments: ArraySlice<String>) throws -> (Bench.EvaluateOptions, json: Bool) {
-    let flags = try parseFlags(arguments, allowed: ["truth", "cameras", "points", "mesh", "images", "views",
-                                                    "samples"], switches: ["json"])
+    let flags = try parseFlags(arguments, allowed: ["truth", "cameras", "points", "mesh", "texture", "renders",
+                                                    "images", "views", "samples"], switches: ["json"])
     guard let truth = flags["truth"] else { throw Bench.Failure("evaluate needs --truth PATH", usage: true) }
     let views = flags["views"].map { $0.split(separator: ",").map(String.init) }
     let samples = try flags["samples"].map { try integer($0, "samples") } ?? 100_000
     return (Bench.EvaluateOptions(truth: truth, cameras: flags["cameras"], points: flags["points"],
-                                  mesh: flags["mesh"], images: flags["images"], views: views,
+                                  mesh: flags["mesh"], texture: flags["texture"],
+                                  renders: flags["renders"], images: flags["images"], views: views,
                                   surfaceSamples: samples), flags["json"] != nil)
 }
 

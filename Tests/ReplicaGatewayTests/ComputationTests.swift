@@ -320,7 +320,7 @@ final class ComputationTests: XCTestCase {
         XCTAssertTrue(jobLog.contains("Image Alignment: \(names.count) of \(names.count) photos aligned"), jobLog)
         XCTAssertTrue(jobLog.contains("Point Cloud Generation: "), jobLog)
         XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/projects/Ring/work/dense.ply"))
-        // Mesh Generation ran last: preview's budget, triangles, both meshes readable.
+        // Mesh Generation: preview's budget, triangles, both meshes readable.
         XCTAssertTrue(jobLog.contains("Mesh Generation: "), jobLog)
         let mesh = try SurfaceMesh(plyBytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath:
             directory + "/projects/Ring/work/mesh.ply"))))
@@ -330,6 +330,16 @@ final class ComputationTests: XCTestCase {
         XCTAssertEqual(mesh.normals.count, mesh.positions.count)
         XCTAssertNoThrow(try SurfaceMesh(plyBytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath:
             directory + "/projects/Ring/work/mesh-raw.ply")))))
+        // Texture Mapping ran last: preview's three maps at 1024², on the textured mesh.
+        XCTAssertTrue(jobLog.contains("Texture Mapping: "), jobLog)
+        let textured = try TexturedSurface(plyBytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath:
+            directory + "/projects/Ring/work/textured.ply"))))
+        XCTAssertEqual(textured.polygonCount, mesh.polygonCount)
+        for map in ["ambientOcclusion", "diffuseColor", "normal"] {
+            let pixels = try ImageReader.decode(path: directory + "/projects/Ring/work/texture/\(map)-0.png",
+                                                options: DecodeOptions(allowGrey: true)).pixels
+            XCTAssertEqual([pixels.width, pixels.height], [1024, 1024], map)
+        }
         assertAPIError(try gateway.send("GET", "/api/projects/no-such-project/cameras"), 404, "Project not found")
     }
 

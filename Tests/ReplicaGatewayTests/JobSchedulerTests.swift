@@ -28,7 +28,7 @@ private final class FakeDispatcher: TaskDispatcher {
     }
 
     /// The kinds the fake's workers run.
-    var kinds: Set<TaskKind> = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse, .mesh]
+    var kinds: Set<TaskKind> = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse, .mesh, .texture]
 
     func idleWorkers(for kind: TaskKind) -> Int { kinds.contains(kind) ? idle : 0 }
 
@@ -262,14 +262,14 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(map.inputs["blocks"], .array(matches.map { $0.inputs["block"]! }))
     }
 
-    func testPointCloudGenerationRunsADepthMapPerPhotoAfterTheMapThenOneFusionThenTheMesh() throws {
+    func testPointCloudGenerationRunsADepthMapPerPhotoAfterTheMapThenOneFusionThenTheMeshAndItsTexture() throws {
         dispatcher.idle = 2
         let (project, names) = try makeProject("dense", images: 4)
         var options = ComputeOptions()
         options.isObjectMaskingEnabled = true
         try scheduler.submit(project: project, images: names, options: options, lastStage: nil)
         let order = runEverything()
-        XCTAssertEqual(order.suffix(7), [.map, .depth, .depth, .depth, .depth, .fuse, .mesh])
+        XCTAssertEqual(order.suffix(8), [.map, .depth, .depth, .depth, .depth, .fuse, .mesh, .texture])
         XCTAssertEqual(try status(project).status, "completed")
 
         let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
@@ -287,6 +287,11 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(mesh.stage, .meshGeneration)
         XCTAssertEqual(mesh.inputs, ["maxPolygons": .number(100_000), "primitive": .string("triangle"),
                                      "masking": .bool(true)])
+        let texture = try XCTUnwrap(tasks.first { $0.kind == .texture })
+        XCTAssertEqual(texture.dependencies, [mesh.id])
+        XCTAssertEqual(texture.stage, .textureMapping)
+        XCTAssertEqual(texture.inputs, ["maps": .array(["ambientOcclusion", "diffuseColor", "normal"].map { .string($0) }),
+                                        "dimension": .number(4096), "format": .string("png")])
 
         // Custom's polygon ceiling and quads reach the mesh task; stopping after the cloud plans no mesh.
         var custom = ComputeOptions()
@@ -298,11 +303,34 @@ final class JobSchedulerTests: XCTestCase {
         let quadTasks = try jobs.tasks(jobID: try jobs.jobs(projectID: quads.id)[0].id)
         XCTAssertEqual(quadTasks.first { $0.kind == .mesh }?.inputs,
                        ["maxPolygons": .number(12_345), "primitive": .string("quad"), "masking": .bool(false)])
+        // Custom's texture fields reach the texture task: side, format and quality, and the maps asked for.
+        custom.maximumTextureDimension = .sixteenK
+        custom.textureFormat = .jpeg
+        custom.jpegCompressionQuality = 0.35
+        custom.outputTextureMaps = [.diffuseColor, .roughness]
+        let (jpeg, jpegNames) = try makeProject("jpeg", images: 4)
+        try scheduler.submit(project: jpeg, images: jpegNames, options: custom, lastStage: nil)
+        let jpegTasks = try jobs.tasks(jobID: try jobs.jobs(projectID: jpeg.id)[0].id)
+        XCTAssertEqual(jpegTasks.first { $0.kind == .texture }?.inputs,
+                       ["maps": .array([.string("diffuseColor"), .string("roughness")]),
+                        "dimension": .number(16_384), "format": .string("jpeg"), "jpegQuality": .number(0.35)])
+        // Full bakes all five maps at 8192²; raw, diffuse only, over as many 8192² pages as it needs.
+        for (detail, maps, pages) in [(DetailLevel.full, TextureMap.allCases, nil), (.raw, [.diffuseColor], 24)] {
+            var level = ComputeOptions()
+            level.detail = detail
+            let (project, names) = try makeProject(detail.rawValue, images: 4)
+            try scheduler.submit(project: project, images: names, options: level, lastStage: nil)
+            var expected: [String: JSONValue] = ["maps": .array(maps.map { .string($0.rawValue) }),
+                                                 "dimension": .number(8192), "format": .string("png")]
+            if let pages { expected["maximumPages"] = .number(Double(pages)) }
+            let planned = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
+            XCTAssertEqual(planned.first { $0.kind == .texture }?.inputs, expected, detail.rawValue)
+        }
         let (cloudOnly, cloudNames) = try makeProject("cloud-only", images: 4)
         try scheduler.submit(project: cloudOnly, images: cloudNames, options: options, lastStage: .pointCloudGeneration)
         let cloudTasks = try jobs.tasks(jobID: try jobs.jobs(projectID: cloudOnly.id)[0].id)
         XCTAssertTrue(cloudTasks.contains { $0.kind == .fuse })
-        XCTAssertFalse(cloudTasks.contains { $0.kind == .mesh })
+        XCTAssertFalse(cloudTasks.contains { $0.kind == .mesh || $0.kind == .texture })
 
         // Stopping after Image Alignment plans none of it.
         let (other, otherNames) = try makeProject("sparse-only", images: 4)

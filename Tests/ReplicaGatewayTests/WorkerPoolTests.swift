@@ -53,8 +53,8 @@ final class WorkerPoolTests: XCTestCase {
             XCTAssertEqual(getsid(pid), pid, "each worker is a session of its own")
         }
         // A kind these workers do not announce.
-        XCTAssertEqual(harness.pool.idleWorkers(for: "texture"), 0)
-        XCTAssertFalse(harness.pool.dispatch(harness.task("t-0", kind: "texture")))
+        XCTAssertEqual(harness.pool.idleWorkers(for: "unheard-of"), 0)
+        XCTAssertFalse(harness.pool.dispatch(harness.task("t-0", kind: "unheard-of")))
         let gatewayEnds = PoolHarness.pipesAndSockets(of: getpid()).subtracting(descriptorsBefore)
         XCTAssertGreaterThanOrEqual(gatewayEnds.count, 6, "three pipe ends per worker")
 
@@ -80,7 +80,7 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertEqual(harness.events.idleReports, 4, "two after welcome, two after the tasks")
         XCTAssertTrue(harness.events.eachEndPrecedesTheNextIdleReport())
         XCTAssertEqual(harness.log.lines(containing: "worker spawned").count, 2)
-        let capabilities = "worker.capabilities=preprocess,features,retrieve,match,map,depth,fuse,mesh,fake-echo"
+        let capabilities = "worker.capabilities=preprocess,features,retrieve,match,map,depth,fuse,mesh,texture,fake-echo"
         XCTAssertEqual(harness.log.lines(containing: capabilities).count, 2)
     }
 

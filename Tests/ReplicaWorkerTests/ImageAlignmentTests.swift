@@ -2,6 +2,7 @@ import Foundation
 import ReplicaCore
 import ReplicaEvaluation
 import ReplicaGeometry
+import ReplicaImageIO
 import ReplicaProtocol
 import ReplicaReconstruction
 import ReplicaWorker
@@ -10,7 +11,8 @@ import XCTest
 /// Image Alignment's tasks in a row on the CI-sized synthetic scene, whose true cameras are known: Pre-Processing,
 /// features per photo, matching and verification of every pair, then structure from motion, and the model's
 /// files checked against the truth; then Point Cloud Generation's, a depth map per photo and their fusion, and the
-/// cloud checked against the true surface.
+/// cloud checked against the true surface; then Mesh Generation's and Texture Mapping's, the textured model
+/// seen from views between the photos.
 final class ImageAlignmentTests: XCTestCase {
     private var folder = ""
     private var keepsFolder: Bool { ProcessInfo.processInfo.environment["KEEP_ALIGNMENT_FOLDER"] != nil }
@@ -128,6 +130,45 @@ final class ImageAlignmentTests: XCTestCase {
         let atOnePercent = try XCTUnwrap(evaluation.scores.first { $0.fraction == 0.01 })
         XCTAssertGreaterThan(atOnePercent.precision, 0.9)
         XCTAssertGreaterThan(atOnePercent.recall, 0.6)
+        try checkTheTexture(work: work, alignment: alignment)
+    }
+
+    /// Preview's maps for that mesh: each map at its side, and the textured model, seen from views between the
+    /// photos that no photo was taken from, looking like the true object there.
+    private func checkTheTexture(work: String, alignment: Similarity3) throws {
+        let inputs = TextureInputs(maps: [.ambientOcclusion, .diffuseColor, .normal], dimension: 1024)
+        let outcome = try TextureTask(inputs: inputs, workDirectory: work).run(RecordingSink())
+        let maps = ["ambientOcclusion", "diffuseColor", "normal"].map { "texture/\($0)-0.png" }
+        XCTAssertEqual(Set(outcome.outputs), Set([TextureTask.textured, TextureTask.manifest, TextureTask.statistics]
+                                                 + maps))
+        for (file, channels) in zip(maps, [1, 3, 3]) {
+            let pixels = try ImageReader.decode(path: work + "/" + file, options: DecodeOptions(allowGrey: true))
+                .pixels
+            XCTAssertEqual([pixels.width, pixels.height, pixels.channels], [1024, 1024, channels], file)
+        }
+        let surface = try TexturedSurface(plyBytes: [UInt8](Data(contentsOf: URL(fileURLWithPath:
+            work + "/" + TextureTask.textured))))
+        XCTAssertEqual(surface.polygonCount, try SurfaceMesh(plyBytes: [UInt8](Data(contentsOf: URL(fileURLWithPath:
+            work + "/mesh.ply")))).polygonCount)
+        guard case .number(let before)? = outcome.data["seamDifferenceBefore"],
+              case .number(let after)? = outcome.data["seamDifferenceAfter"] else { return XCTFail("no seam figures") }
+        XCTAssertLessThan(after, before / 2)
+        // The ring of 24 has the 12 photos' cameras at its even places and new ones between them.
+        let between = SyntheticScene.make(SceneSpec(shape: .smoothBlob, viewCount: 24, width: 320, height: 240,
+                                                    seed: 1, path: .rings(elevationsDegrees: [20])))
+        let photos = SyntheticScene.make(.ci)
+        XCTAssertLessThan((between.truth.images[2].centerInWorld - photos.truth.images[1].centerInWorld).length, 1e-9)
+        let diffuse = try ImageReader.decode(path: work + "/texture/diffuseColor-0.png").pixels
+        let model = TexturedMesh(mesh: TriangleMesh(vertices: surface.positions.map { alignment.apply(Vector3($0)) },
+                                                    triangles: surface.triangulated.map { SIMD3<Int32>(truncatingIfNeeded: $0) }),
+                                 textureCoordinates: surface.uvs.map { Vector2($0) }, texture: diffuse)
+        var scores: [Double] = []
+        for index in [1, 7, 13, 19] {
+            let rendered = Rasterizer.render(model, from: between.truth.images[index], lighting: nil)
+            scores.append(try XCTUnwrap(ImageMetrics.psnr(rendered.image, between.render(viewIndex: index),
+                                                          mask: rendered.coverage)))
+        }
+        XCTAssertGreaterThan(scores.sorted()[1], 25, "held-out PSNR \(scores)")
     }
 
     /// Taken as a walk, the ring's photos are each paired with the next one, and retrieval finds the pair that

@@ -40,7 +40,7 @@ Results list no outputs: the fake writes no files under work/.
 
 The worker says it runs every kind of the real pipeline, so that a job the gateway plans runs to its end. The
 knobs shape Pre-Processing tasks (what the end-to-end tests are about); in the knob modes, the later stages'
-tasks (features, retrieve, match, map, depth, fuse, mesh) are answered at once and leave no trace in the run log.
+tasks (features, retrieve, match, map, depth, fuse, mesh, texture) are answered at once and leave no trace in the run log.
 """
 
 import fcntl
@@ -52,7 +52,7 @@ import sys
 import threading
 import time
 
-LATER_STAGES = {"features", "retrieve", "match", "map", "depth", "fuse", "mesh"}
+LATER_STAGES = {"features", "retrieve", "match", "map", "depth", "fuse", "mesh", "texture"}
 MODES_WITH_TASKS = {"ok", "crash-midway", "answer-then-exit", "garbage", "other-task", "split", "spawn-child",
                     "stderr-flood"}
 KNOB_MODES = {"ok", "split", "stderr-flood"}
@@ -122,7 +122,7 @@ def handshake(mode):
     version = 2 if mode == "wrong-version" else 1
     send({"type": "hello", "protocol": version, "workerVersion": "%d.0" % version, "pid": os.getpid(),
           "capabilities": ["preprocess", "features", "retrieve", "match", "map", "depth", "fuse", "mesh",
-                           "fake-echo"]})
+                           "texture", "fake-echo"]})
     answer = read_message()
     if mode == "wrong-version":
         reason = answer.get("reason", "")
