@@ -222,7 +222,7 @@ public struct TextureBaker: @unchecked Sendable {
         return fine + (coarse - fine) * blend
     }
 
-    static func bilinear(_ image: StereoImage, _ at: SIMD2<Float>) -> SIMD3<Float> {
+    static func bilinear(_ image: ColourImage, _ at: SIMD2<Float>) -> SIMD3<Float> {
         let width = image.width, height = image.height
         let x = min(max(at.x - 0.5, 0), Float(width - 1)), y = min(max(at.y - 0.5, 0), Float(height - 1))
         let x0 = min(Int(x), width - 1), y0 = min(Int(y), height - 1)

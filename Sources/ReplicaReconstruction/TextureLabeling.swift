@@ -6,20 +6,20 @@ import ReplicaGeometry
 // (sharp, near and frontal views cover more, and more contrasty, pixels). A Potts prior then makes
 // neighbouring faces prefer the same photo, so that the atlas has few, large charts and few seams.
 
-/// A photo as texturing reads it: distortion-free, in RGB, with a pyramid of halved copies for baking at
-/// texel sizes larger than a pixel.
+/// A photo as texturing reads it: distortion-free, in RGB only (a third of a stereo image's bytes), with a
+/// pyramid of halved copies for baking at texel sizes larger than a pixel.
 public struct TextureView: Sendable {
     public var name: String
     /// The camera of `levels[0]`; level `k` is `levels[0]` halved `k` times.
     public var camera: PinholeCamera
     public var camFromWorld: Rigid3
-    public var levels: [StereoImage]
+    public var levels: [ColourImage]
 
     public init(name: String, image: StereoImage, pyramidLevels: Int = 4) {
         self.name = name
         camera = image.camera
         camFromWorld = image.camFromWorld
-        levels = [image]
+        levels = [ColourImage(width: image.width, height: image.height, rgb: image.rgb)]
         while levels.count < pyramidLevels, levels.last!.width >= 64, levels.last!.height >= 64 {
             levels.append(levels.last!.halved())
         }
@@ -27,6 +27,35 @@ public struct TextureView: Sendable {
 
     /// The projection in single precision: rows of the rotation, the translation, and the intrinsics.
     var projector: Projector { Projector(camFromWorld, camera) }
+}
+
+/// Row-major RGB, three bytes a pixel.
+public struct ColourImage: Sendable {
+    public var width: Int
+    public var height: Int
+    public var rgb: [UInt8]
+
+    /// The image at half the size in each direction, by a 2 × 2 box filter (an odd last row or column is
+    /// dropped), so that pixel centres stay where halving the coordinates puts them.
+    func halved() -> ColourImage {
+        let w = max(1, width / 2), h = max(1, height / 2)
+        var out = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h { for x in 0..<w { for c in 0..<3 {
+            let top = 3 * ((2 * y) * width + 2 * x) + c
+            let bottom = min(2 * y + 1, height - 1) * width * 3 + 3 * (2 * x) + c
+            let right = min(2 * x + 1, width - 1) - 2 * x
+            let sum = Int(rgb[top]) + Int(rgb[top + 3 * right]) + Int(rgb[bottom]) + Int(rgb[bottom + 3 * right])
+            out[3 * (y * w + x) + c] = UInt8((sum + 2) / 4)
+        } } }
+        return ColourImage(width: w, height: h, rgb: out)
+    }
+
+    /// Rec. 601 luma, 0...1, per pixel.
+    func luma() -> [Float] {
+        (0..<(width * height)).map { i in
+            (0.299 * Float(rgb[3 * i]) + 0.587 * Float(rgb[3 * i + 1]) + 0.114 * Float(rgb[3 * i + 2])) / 255
+        }
+    }
 }
 
 /// A world-to-pixel projection in single precision, for the inner loops.
@@ -214,7 +243,7 @@ extension TextureLabeling {
         // The score of each triangle: the gradient magnitude summed over the pixels it owns.
         var score = [Float](repeating: 0, count: faces.triangles.count)
         var pixels = [Int32](repeating: 0, count: faces.triangles.count)
-        let grey = image.intensity
+        let grey = image.luma()
         for y in 1..<max(1, height - 1) {
             for x in 1..<max(1, width - 1) {
                 let pixel = y * width + x
