@@ -420,35 +420,30 @@ public struct TextureBaker: @unchecked Sendable {
         precondition(maps.allSatisfy { $0 == .diffuse || $0 == .roughness } || detail != nil,
                      "the detail maps need the detail surface")
         precondition(!maps.contains(.roughness) || !vertexRoughness.isEmpty, "estimateRoughness first")
-        let side = atlas.pageSize
+        let reach = (detail?.diagonal ?? 0) * 0.02
         var result: [BakedMap: [[UInt8]]] = [:]
-        for map in maps {
-            let background: [UInt8] = map == .normal ? [128, 128, 255] : map == .displacement ? [128]
-                : map == .diffuse ? [0, 0, 0] : [255]
-            result[map] = (0..<atlas.pageCount).map { _ in
-                [UInt8](unsafeUninitializedCapacity: side * side * map.channels) { buffer, initialised in
-                    for i in 0..<(side * side) {
-                        for c in 0..<map.channels { buffer[i * map.channels + c] = background[c] }
-                    }
-                    initialised = side * side * map.channels
-                }
+        for page in 0..<atlas.pageCount {
+            for (map, bytes) in zip(maps, bakePage(page, maps: maps, detail: detail, reach: reach,
+                                                   displacementScale: displacementScale)) {
+                result[map, default: []].append(bytes)
             }
         }
-        let reach = (detail?.diagonal ?? 0) * 0.02
-        for page in 0..<atlas.pageCount {
+        return result
+    }
+
+    /// One page of each map. The pages are made inside one another's initialisers, so that every page's memory
+    /// stays valid while the charts write their disjoint boxes of all of them from several threads.
+    private func bakePage(_ page: Int, maps: [BakedMap], detail: DetailSurface?, reach: Float,
+                          displacementScale: Float, targets: [UnsafeMutableBufferPointer<UInt8>] = []) -> [[UInt8]] {
+        let side = atlas.pageSize
+        guard targets.count < maps.count else {
             let charts = atlas.charts.indices.filter { atlas.charts[$0].page == page }
-            // Raw pointers to each map's page: charts write disjoint boxes of them from several threads.
-            var targets: [(BakedMap, UnsafeMutablePointer<UInt8>)] = []
-            for map in maps {
-                targets.append((map, result[map]![page].withUnsafeMutableBufferPointer { $0.baseAddress! }))
-            }
-            let shared = targets
             DispatchQueue.concurrentPerform(iterations: charts.count) { k in
                 let chart = atlas.charts[charts[k]]
                 let texels = bakeChart(chart, maps: maps, detail: detail, reach: reach,
                                        displacementScale: displacementScale)
-                for (index, (map, target)) in shared.enumerated() {
-                    let channels = map.channels, source = texels[index]
+                for (index, map) in maps.enumerated() {
+                    let channels = map.channels, source = texels[index], target = targets[index]
                     for y in 0..<chart.size.y {
                         let row = (chart.origin.y + y) * side + chart.origin.x
                         for x in 0..<chart.size.x {
@@ -459,8 +454,19 @@ public struct TextureBaker: @unchecked Sendable {
                     }
                 }
             }
+            return []
         }
-        return result
+        let map = maps[targets.count], channels = map.channels
+        let background: [UInt8] = map == .normal ? [128, 128, 255] : map == .displacement ? [128]
+            : map == .diffuse ? [0, 0, 0] : [255]
+        var inner: [[UInt8]] = []
+        let bytes = [UInt8](unsafeUninitializedCapacity: side * side * channels) { buffer, initialised in
+            for i in 0..<(side * side) { for c in 0..<channels { buffer[i * channels + c] = background[c] } }
+            initialised = side * side * channels
+            inner = bakePage(page, maps: maps, detail: detail, reach: reach, displacementScale: displacementScale,
+                             targets: targets + [buffer])
+        }
+        return [bytes] + inner
     }
 
     /// One chart's texels per map, padding included: the faces' texels baked, the padding dilated from them.
