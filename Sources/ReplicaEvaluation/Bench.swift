@@ -140,7 +140,9 @@ public enum Bench {
                 guard let uvs = try PLY.readTextured(path: path).uvs else {
                     throw Failure("--texture: \(path) has no texture coordinates")
                 }
-                let image = try ImageReader.decode(path: texturePath).pixels
+                // A 16384² page is past the reader's default guard for uploads.
+                let image = try ImageReader.decode(path: texturePath, options: DecodeOptions(maxPixels: 1 << 29))
+                    .pixels
                 let model = TexturedMesh(mesh: mesh, textureCoordinates: uvs, texture: image)
                 summary.appearance = try appearance(of: model, truth: truth, views: options.views,
                                                     imagesFolder: options.images ?? imagesFolder,

@@ -171,6 +171,12 @@ extension TextureAtlas {
 }
 
 extension SurfaceMesh {
+    /// The mean of face `face`'s corners.
+    func centre(of face: Int) -> SIMD3<Float> {
+        let corners = self.corners(of: face)
+        return corners.reduce(SIMD3<Float>.zero) { $0 + positions[Int($1)] } / Float(corners.count)
+    }
+
     /// The corners of face `face`: triangles first, then quads, as the mesh keeps them.
     func corners(of face: Int) -> [UInt32] {
         if face < triangles.count {

@@ -385,8 +385,7 @@ public struct TextureBaker: @unchecked Sendable {
     public mutating func estimateRoughness(labeling: TextureLabeling) {
         var faceValue = [Float](repeating: 1, count: mesh.polygonCount)
         for face in 0..<mesh.polygonCount where labeling.candidates[face].count > 1 {
-            let corners = mesh.corners(of: face)
-            let centre = corners.reduce(SIMD3<Float>.zero) { $0 + mesh.positions[Int($1)] } / Float(corners.count)
+            let centre = mesh.centre(of: face)
             var values: [Float] = []
             for candidate in labeling.candidates[face] {
                 let view = views[Int(candidate.view)], p = view.projector
@@ -493,10 +492,9 @@ public struct TextureBaker: @unchecked Sendable {
                 let corners = [Int(t.x), Int(t.y), Int(t.z)]
                 let uv = corners.map { surface.uvs[$0] * size - originOffset }
                 let area = cross2(uv[1] - uv[0], uv[2] - uv[0])
-                TextureLabeling.rasterise(uv[0], uv[1], uv[2], 1, 1, 1, width: width, height: height) { texel, _ in
-                    let p = SIMD2<Float>(Float(texel % width) + 0.5, Float(texel / width) + 0.5)
-                    let wa = cross2(uv[1] - p, uv[2] - p) / area, wb = cross2(uv[2] - p, uv[0] - p) / area
-                    let w = SIMD3<Float>(wa, wb, 1 - wa - wb)
+                var touched = false
+                func shade(_ texel: Int, _ w: SIMD3<Float>) {
+                    touched = true
                     func mix<T: SIMD>(_ at: [T]) -> T where T.Scalar == Float {
                         at[corners[0]] * w.x + at[corners[1]] * w.y + at[corners[2]] * w.z
                     }
@@ -540,6 +538,20 @@ public struct TextureBaker: @unchecked Sendable {
                         texelTriangle[texel] = record
                         texelWeights[texel] = w
                     }
+                }
+                if abs(area) > 1e-12 {
+                    TextureLabeling.rasterise(uv[0], uv[1], uv[2], 1, 1, 1, width: width, height: height) { texel, _ in
+                        let p = SIMD2<Float>(Float(texel % width) + 0.5, Float(texel / width) + 0.5)
+                        let wa = cross2(uv[1] - p, uv[2] - p) / area, wb = cross2(uv[2] - p, uv[0] - p) / area
+                        shade(texel, SIMD3(wa, wb, 1 - wa - wb))
+                    }
+                }
+                // A sliver between texel centres still gets the texel its centre falls in, unless another face
+                // has it: otherwise nothing would be baked where a renderer samples it.
+                if !touched {
+                    let centre = (uv[0] + uv[1] + uv[2]) / 3
+                    let x = min(width - 1, max(0, Int(centre.x))), y = min(height - 1, max(0, Int(centre.y)))
+                    if !covered[y * width + x] { shade(y * width + x, SIMD3(repeating: 1.0 / 3)) }
                 }
             }
         }

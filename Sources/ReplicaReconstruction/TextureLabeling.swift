@@ -116,6 +116,10 @@ public struct TextureLabelingOptions: Sendable {
     public var sweeps = 12
     /// A view whose score is under this share of a face's best is not a candidate for it.
     public var minimumRelativeScore: Float = 0.1
+    /// With three candidates or more, a view whose colour at the face differs from the candidates' median by
+    /// more than this (mean over RGB, 0...255) is dropped: it sees something else there, an occluder the mesh
+    /// lacks or a surface the mesh puts wrongly.
+    public var consistency: Float = 30
 
     public init() {}
 }
@@ -150,10 +154,28 @@ extension TextureLabeling {
             if let best = candidates[face].first?.score {
                 candidates[face].removeAll { $0.score < options.minimumRelativeScore * best }
             }
+            if candidates[face].count >= 3 {
+                keepConsistent(&candidates[face], at: mesh.centre(of: face), views: views, limit: options.consistency)
+            }
         }
         var labeling = TextureLabeling(candidates: candidates, labels: candidates.map { $0.first?.view ?? -1 })
         labeling.smooth(adjacency: faceAdjacency(mesh), options: options)
         return labeling
+    }
+
+    /// Drops the candidates whose colour at `point` (two pyramid levels up, so that a pixel's misregistration
+    /// does not count) is far from the candidates' median, channel by channel; keeps them all if none is near.
+    static func keepConsistent(_ candidates: inout [(view: Int32, score: Float)], at point: SIMD3<Float>,
+                               views: [TextureView], limit: Float) {
+        let colours = candidates.map { candidate -> SIMD3<Float> in
+            let view = views[Int(candidate.view)], level = min(2, view.levels.count - 1), p = view.projector
+            return TextureBaker.bilinear(view.levels[level], p.pixel(p.camera(point)) / Float(1 << level))
+        }
+        func median(_ values: [Float]) -> Float { values.sorted()[values.count / 2] }
+        let middle = SIMD3(median(colours.map(\.x)), median(colours.map(\.y)), median(colours.map(\.z)))
+        let kept = candidates.indices.filter { meanAbsolute(colours[$0] - middle) <= limit }
+        guard !kept.isEmpty else { return }
+        candidates = kept.map { candidates[$0] }
     }
 
     /// Iterated conditional modes on data cost 1 − score/best plus the Potts term, from the best views.
