@@ -294,7 +294,7 @@ public struct TextureBaker: @unchecked Sendable {
         }
         guard levelling.seamVertices > 0 else { return }
         levelling.meanDifferenceBefore = differences / Double(levelling.seamVertices)
-        for (number, chart) in atlas.charts.enumerated() where chart.view >= 0 {
+        for chart in atlas.charts where chart.view >= 0 {
             for face in chart.faces {
                 let corners = faceCorners[Int(face)]
                 for k in corners.indices {
@@ -303,7 +303,6 @@ public struct TextureBaker: @unchecked Sendable {
                     matrix.add(a, b, weight: 0.05)
                 }
             }
-            _ = number
         }
         for vertex in 0..<count { matrix.diagonal[vertex] += 1e-4 }
         let solution = matrix.solve(rhs, iterations: 400, tolerance: 1e-6)
@@ -355,7 +354,7 @@ public struct TextureBaker: @unchecked Sendable {
             for n in neighbours[vertex] where !filled[Int(n)] {
                 filled[Int(n)] = true
                 var sum = SIMD3<Float>.zero, seen: Float = 0
-                for m in neighbours[Int(n)] where filled[Int(m)] && (known[Int(m)] || Int(m) != Int(n)) {
+                for m in neighbours[Int(n)] where filled[Int(m)] && m != n {
                     sum += colours[Int(m)]; seen += 1
                 }
                 colours[Int(n)] = seen > 0 ? sum / seen : colours[vertex]

@@ -11,22 +11,22 @@ import ReplicaGeometry
 public struct TextureView: Sendable {
     public var name: String
     /// The camera of `levels[0]`; level `k` is `levels[0]` halved `k` times.
-    public var camera: PinholeCamera
-    public var camFromWorld: Rigid3
+    public let camera: PinholeCamera
+    public let camFromWorld: Rigid3
     public var levels: [ColourImage]
+    /// The projection of `levels[0]` in single precision, for the inner loops.
+    let projector: Projector
 
     public init(name: String, image: StereoImage, pyramidLevels: Int = 4) {
         self.name = name
         camera = image.camera
         camFromWorld = image.camFromWorld
+        projector = Projector(image.camFromWorld, image.camera)
         levels = [ColourImage(width: image.width, height: image.height, rgb: image.rgb)]
         while levels.count < pyramidLevels, levels.last!.width >= 64, levels.last!.height >= 64 {
             levels.append(levels.last!.halved())
         }
     }
-
-    /// The projection in single precision: rows of the rotation, the translation, and the intrinsics.
-    var projector: Projector { Projector(camFromWorld, camera) }
 }
 
 /// Row-major RGB, three bytes a pixel.

@@ -290,8 +290,8 @@ final class JobSchedulerTests: XCTestCase {
         let texture = try XCTUnwrap(tasks.first { $0.kind == .texture })
         XCTAssertEqual(texture.dependencies, [mesh.id])
         XCTAssertEqual(texture.stage, .textureMapping)
-        XCTAssertEqual(texture.inputs, ["maps": .array(["ambientOcclusion", "diffuseColor", "normal"].map { .string($0) }),
-                                        "dimension": .number(4096), "format": .string("png")])
+        let basic: [JSONValue] = ["ambientOcclusion", "diffuseColor", "normal"].map { .string($0) }
+        XCTAssertEqual(texture.inputs, ["maps": .array(basic), "dimension": .number(4096), "format": .string("png")])
 
         // Custom's polygon ceiling and quads reach the mesh task; stopping after the cloud plans no mesh.
         var custom = ComputeOptions()

@@ -80,7 +80,8 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertEqual(harness.events.idleReports, 4, "two after welcome, two after the tasks")
         XCTAssertTrue(harness.events.eachEndPrecedesTheNextIdleReport())
         XCTAssertEqual(harness.log.lines(containing: "worker spawned").count, 2)
-        let capabilities = "worker.capabilities=preprocess,features,retrieve,match,map,depth,fuse,mesh,texture,fake-echo"
+        let capabilities = "worker.capabilities=preprocess,features,retrieve,match,map,depth,fuse,mesh,texture,"
+            + "fake-echo"
         XCTAssertEqual(harness.log.lines(containing: capabilities).count, 2)
     }
 

@@ -159,8 +159,9 @@ final class ImageAlignmentTests: XCTestCase {
         let photos = SyntheticScene.make(.ci)
         XCTAssertLessThan((between.truth.images[2].centerInWorld - photos.truth.images[1].centerInWorld).length, 1e-9)
         let diffuse = try ImageReader.decode(path: work + "/texture/diffuseColor-0.png").pixels
+        let triangles = surface.triangulated.map { SIMD3<Int32>(truncatingIfNeeded: $0) }
         let model = TexturedMesh(mesh: TriangleMesh(vertices: surface.positions.map { alignment.apply(Vector3($0)) },
-                                                    triangles: surface.triangulated.map { SIMD3<Int32>(truncatingIfNeeded: $0) }),
+                                                    triangles: triangles),
                                  textureCoordinates: surface.uvs.map { Vector2($0) }, texture: diffuse)
         var scores: [Double] = []
         for index in [1, 7, 13, 19] {
