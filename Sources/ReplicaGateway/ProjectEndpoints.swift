@@ -58,7 +58,7 @@ extension Gateway {
             let requested = upload.fields["name"]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             let name = requested.isEmpty ? ProjectNames.defaultProjectName(at: Date(timeIntervalSince1970: clock.now))
                                          : try ProjectNames.validProjectName(requested)
-            let indexed = Set(try projects.list().map(\.name))
+            let indexed = try projects.names(sameAsOrNumbered: name)
             pool.run(throwing: { [library] in
                 try library.placeProject(from: upload.directory, name: name, indexedNames: indexed)
             }, completion: { [self] placed in

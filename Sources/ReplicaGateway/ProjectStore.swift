@@ -57,6 +57,18 @@ final class ProjectStore {
         return project
     }
 
+    /// The projects' names that a new project called `name` could collide with: `name` itself and the
+    /// numbered ones `ProjectNames.uniqueProjectName` tries (`name-2`, `name-3`, …): two ranges of the name's
+    /// unique index (names are compared byte by byte, and every name starting "name-" sorts between "name-" and
+    /// "name."), where reading every project grew with the library.
+    func names(sameAsOrNumbered name: String) throws -> Set<String> {
+        var names: Set<String> = []
+        try database.forEachRow("""
+            SELECT name FROM projects WHERE name = ?1 OR (name >= ?2 AND name < ?3)
+            """, [.text(name), .text(name + "-"), .text(name + ".")]) { names.insert($0.string(at: 0) ?? "") }
+        return names
+    }
+
     /// A project or a rename in flight already uses the name.
     func isNameTaken(_ name: String) throws -> Bool {
         var taken = false

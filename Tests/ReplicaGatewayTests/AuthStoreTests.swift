@@ -46,6 +46,16 @@ final class DatabaseTests: TemporaryDirectoryTestCase {
                                 "pending_renames", "projects", "sessions", "settings", "task_dependencies", "tasks"])
     }
 
+    func testANewNameIsCheckedAgainstItselfAndItsNumberedNamesOnly() throws {
+        let projects = ProjectStore(database: try openDatabase())
+        for name in ["Vase", "Vase-2", "Vase-10", "Vase.old", "Vase 2", "Vases", "Vas", "vase-3", "Bowl-2"] {
+            try projects.insertProject(id: UUID().uuidString.lowercased(), name: name, images: [])
+        }
+        XCTAssertEqual(try projects.names(sameAsOrNumbered: "Vase"), ["Vase", "Vase-2", "Vase-10"])
+        XCTAssertEqual(try projects.names(sameAsOrNumbered: "Bowl"), ["Bowl-2"])
+        XCTAssertEqual(try projects.names(sameAsOrNumbered: "Cup"), [])
+    }
+
     func testMigrationIsIdempotentAcrossOpens() throws {
         try openDatabase().run("INSERT INTO settings (key, value) VALUES ('kept', 'yes')")
         let reopened = try openDatabase()
