@@ -66,6 +66,14 @@ func writeWorkFile(_ bytes: [UInt8], _ relative: String, in workDirectory: Strin
     }
 }
 
+/// A statistics document as the work files keep it: pretty-printed JSON with sorted keys and a final newline.
+func statisticsBytes(_ document: [String: Any]) -> [UInt8] {
+    let data = (try? JSONSerialization.data(withJSONObject: document,
+                                             options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+        ?? Data()
+    return Array(data) + [UInt8(ascii: "\n")]
+}
+
 /// Makes `work/<relative>` and the folders above it.
 func ensureWorkDirectory(_ relative: String, in workDirectory: String) throws(TaskError) {
     do {

@@ -205,10 +205,7 @@ public struct MapTask {
                                              "principal": [$0.principal.x, $0.principal.y], "radial": $0.radial] },
             "secondsByStep": timings,
         ]
-        let data = (try? JSONSerialization.data(withJSONObject: document,
-                                                 options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
-            ?? Data()
-        return Array(data) + [UInt8(ascii: "\n")]
+        return statisticsBytes(document)
     }
 
     private func write(_ bytes: [UInt8], _ relative: String) throws(TaskError) {

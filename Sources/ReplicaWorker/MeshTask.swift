@@ -159,10 +159,7 @@ public struct MeshTask {
                               "total": total],
         ]
         if let paired { document["pairedTriangleShare"] = paired }
-        let data = (try? JSONSerialization.data(withJSONObject: document,
-                                                 options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
-            ?? Data()
-        try write(Array(data) + [UInt8(ascii: "\n")], "mesh/statistics.json")
+        try write(statisticsBytes(document), "mesh/statistics.json")
         sink.progress(1, "done")
         return TaskOutcome(outputs: Self.outputs, data: [
             "polygons": .number(Double(mesh.polygonCount)), "triangles": .number(Double(mesh.triangles.count)),

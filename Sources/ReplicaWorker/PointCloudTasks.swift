@@ -266,10 +266,7 @@ public struct FuseTask {
             "secondsByStep": ["loading": seconds(started, loaded), "fusion": seconds(loaded, fusedAt),
                               "masking": seconds(fusedAt, finished), "total": seconds(started, finished)],
         ]
-        let data = (try? JSONSerialization.data(withJSONObject: document,
-                                                 options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
-            ?? Data()
-        try write(Array(data) + [UInt8(ascii: "\n")], "dense/statistics.json")
+        try write(statisticsBytes(document), "dense/statistics.json")
         sink.progress(1, "done")
         return TaskOutcome(outputs: Self.outputs, data: [
             "points": .number(Double(cloud.count)), "fusedPoints": .number(Double(fusedCount)),

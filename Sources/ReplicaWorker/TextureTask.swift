@@ -261,9 +261,6 @@ public struct TextureTask {
     }
 
     private func writeJSON(_ document: [String: Any], _ relative: String) throws(TaskError) {
-        let data = (try? JSONSerialization.data(withJSONObject: document,
-                                                 options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
-            ?? Data()
-        try writeWorkFile(Array(data) + [UInt8(ascii: "\n")], relative, in: workDirectory)
+        try writeWorkFile(statisticsBytes(document), relative, in: workDirectory)
     }
 }
