@@ -150,6 +150,7 @@ public struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
     public static let created = HTTPStatus(201)
     public static let accepted = HTTPStatus(202)
     public static let noContent = HTTPStatus(204)
+    public static let partialContent = HTTPStatus(206)
     public static let notModified = HTTPStatus(304)
     public static let badRequest = HTTPStatus(400)
     public static let unauthorized = HTTPStatus(401)
@@ -161,6 +162,7 @@ public struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
     public static let preconditionFailed = HTTPStatus(412)
     public static let payloadTooLarge = HTTPStatus(413)
     public static let uriTooLong = HTTPStatus(414)
+    public static let rangeNotSatisfiable = HTTPStatus(416)
     public static let tooManyRequests = HTTPStatus(429)
     public static let headerFieldsTooLarge = HTTPStatus(431)
     public static let internalServerError = HTTPStatus(500)
@@ -189,6 +191,7 @@ public struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
         case 413: return "Content Too Large"
         case 414: return "URI Too Long"
         case 415: return "Unsupported Media Type"
+        case 416: return "Range Not Satisfiable"
         case 417: return "Expectation Failed"
         case 429: return "Too Many Requests"
         case 431: return "Request Header Fields Too Large"

@@ -64,17 +64,33 @@ public struct ZipLayout: Sendable {
     private let centralDirectoryOffset: UInt64
     /// Bytes of all central directory headers together.
     private let centralDirectorySize: UInt64
+    /// Per entry, the bytes of the padding extra field in its local header (0, or 4 and more).
+    private let localPadding: [UInt16]
 
     /// Checks every name and computes every offset; throws ``ZipLayoutError`` for an empty name, a name over
     /// 65,535 UTF-8 bytes or an archive over `Int64.max` bytes.
-    public init(entries: [ZipEntry]) throws {
+    ///
+    /// `dataAlignment` above 1 starts every entry's contents at a multiple of it from the start of the archive,
+    /// as USDZ asks (64), with a padding extra field in the local header; the central headers carry none.
+    public init(entries: [ZipEntry], dataAlignment: Int = 1) throws {
+        precondition(dataAlignment >= 1 && dataAlignment <= 4096, "an alignment from 1 to 4096 bytes")
         var offsets: [UInt64] = []
+        var padding: [UInt16] = []
         offsets.reserveCapacity(entries.count)
         var position: UInt64 = 0
+        let alignment = UInt64(dataAlignment)
         for (index, entry) in entries.enumerated() {
             try Self.checkName(entry.name, index: index)
             offsets.append(position)
-            position = try Self.add(position, Self.localHeaderLength(entry), entry.size)
+            let header = Self.localHeaderLength(entry, padding: 0)
+            var pad: UInt64 = 0
+            if alignment > 1, (position + header) % alignment != 0 {
+                // An extra field is at least its 4-byte ID and length.
+                pad = ZipFormat.extraHeaderLength
+                    + (alignment - (position + header + ZipFormat.extraHeaderLength) % alignment) % alignment
+            }
+            padding.append(UInt16(pad))
+            position = try Self.add(position, header + pad, entry.size)
         }
 
         var directorySize: UInt64 = 0
@@ -86,6 +102,7 @@ public struct ZipLayout: Sendable {
 
         self.entries = entries
         self.localHeaderOffsets = offsets
+        self.localPadding = padding
         self.centralDirectoryOffset = position
         self.centralDirectorySize = directorySize
     }
@@ -105,14 +122,16 @@ public struct ZipLayout: Sendable {
 
     /// Byte offset, from the start of the archive, where entry `index`'s contents begin.
     public func dataOffset(at index: Int) -> UInt64 {
-        localHeaderOffsets[index] + Self.localHeaderLength(entries[index])
+        localHeaderOffsets[index] + Self.localHeaderLength(entries[index], padding: localPadding[index])
     }
 
     /// The local file header, with its extra fields, that precedes entry `index`'s contents.
     public func localHeader(at index: Int) -> [UInt8] {
         let entry = entries[index]
-        var writer = LittleEndianWriter(capacity: Int(Self.localHeaderLength(entry)))
-        Self.appendLocalHeader(entry, needsZip64: Self.entryNeedsZip64(entry, localHeaderOffsets[index]), to: &writer)
+        let padding = localPadding[index]
+        var writer = LittleEndianWriter(capacity: Int(Self.localHeaderLength(entry, padding: padding)))
+        Self.appendLocalHeader(entry, needsZip64: Self.entryNeedsZip64(entry, localHeaderOffsets[index]),
+                               padding: padding, to: &writer)
         return writer.bytes
     }
 
@@ -179,10 +198,10 @@ extension ZipLayout {
         return zip64 + timestamp
     }
 
-    /// Bytes of the local header with its name and extra fields.
-    private static func localHeaderLength(_ entry: ZipEntry) -> UInt64 {
+    /// Bytes of the local header with its name and extra fields, `padding` bytes of alignment among them.
+    private static func localHeaderLength(_ entry: ZipEntry, padding: UInt16) -> UInt64 {
         ZipFormat.localHeaderFixedLength + UInt64(entry.name.utf8.count)
-            + extraLength(entry, zip64Values: localZip64Values(entry))
+            + extraLength(entry, zip64Values: localZip64Values(entry)) + UInt64(padding)
     }
 
     /// Bytes of the central directory header with its name and extra fields.
@@ -207,13 +226,19 @@ extension ZipLayout {
 
 extension ZipLayout {
     /// APPNOTE 4.3.7: signature, the fields shared with the central header, name, extra fields.
-    private static func appendLocalHeader(_ entry: ZipEntry, needsZip64: Bool, to writer: inout LittleEndianWriter) {
+    private static func appendLocalHeader(_ entry: ZipEntry, needsZip64: Bool, padding: UInt16,
+                                          to writer: inout LittleEndianWriter) {
         let zip64Values = localZip64Values(entry)
         writer.append(ZipFormat.localHeaderSignature)
-        appendSharedFields(entry, needsZip64: needsZip64, extraLength: extraLength(entry, zip64Values: zip64Values),
-                           to: &writer)
+        appendSharedFields(entry, needsZip64: needsZip64,
+                           extraLength: extraLength(entry, zip64Values: zip64Values) + UInt64(padding), to: &writer)
         writer.append(contentsOf: entry.name.utf8)
         appendExtraFields(entry, zip64Values: zip64Values, to: &writer)
+        if padding > 0 {
+            writer.append(ZipFormat.paddingExtraID)
+            writer.append(padding - UInt16(ZipFormat.extraHeaderLength))
+            for _ in 0..<(Int(padding) - Int(ZipFormat.extraHeaderLength)) { writer.append(UInt8(0)) }
+        }
     }
 
     /// APPNOTE 4.3.12: like the local header, plus who made it, attributes and where the local header is.
@@ -331,6 +356,8 @@ private enum ZipFormat {
     /// A regular file with mode 0644 (S_IFREG | rw-r--r--) in the high 16 bits; no MS-DOS attributes.
     static let externalAttributes: UInt32 = 0o100644 << 16
     static let zip64ExtraID: UInt16 = 0x0001
+    /// The ID of the padding field that aligns contents: registered to no one, so readers skip it by its length.
+    static let paddingExtraID: UInt16 = 0x1986
 
     /// Bytes of the records that follow the central directory.
     static func endRecordsLength(zip64: Bool) -> UInt64 {

@@ -44,10 +44,11 @@ final class PartStreamer {
     /// Streams `length` bytes of a file already open as `descriptor`, which the streamer then owns: the file
     /// whose length the head promised is the file sent, even if the path is replaced meanwhile.
     convenience init(exchange: HTTPExchange, pool: WorkPool, openFile descriptor: Int32, path: String,
-                     length: UInt64) {
+                     offset: UInt64 = 0, length: UInt64) {
         self.init(exchange: exchange, pool: pool, next: { nil })
         file = descriptor
         filePath = path
+        fileOffset = offset
         fileUnread = length
     }
 
@@ -174,24 +175,118 @@ final class PartStreamer {
 extension HTTPExchange {
     /// Streams a file from disk in pieces, never holding it whole; calls `failure` (before anything was sent)
     /// when the file cannot be opened or is not a regular file, so the handler can answer 404 or 500.
+    ///
+    /// With `ranges`, the answer carries `Accept-Ranges`, an `ETag` naming the file's version (size and
+    /// modification time) and `Last-Modified`, and honours the request's `Range` (one range of bytes, RFC 9110
+    /// 14.2: 206 with `Content-Range`, or 416 past the end), `If-Range` and `If-None-Match`, so an interrupted
+    /// download resumes where it stopped and only while the file is the same.
     public func respondFile(path: String, status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(),
-                            failure: @escaping (UVError) -> Void) {
+                            ranges: Bool = false, failure: @escaping (UVError) -> Void) {
         guard let connection, !hasResponded else { return }
         let pool = WorkPool(loop: connection.server.loop)
         pool.run({ HTTPExchange.openRegularFile(path) }, completion: { [self] opened in
             switch opened {
             case .failure(let error):
                 failure(error)
-            case .success(let (descriptor, length)):
-                guard !aborted else { return pool.run({ close(descriptor) }, completion: { _ in }) }
+            case .success(let file):
+                guard !aborted else { return pool.run({ close(file.descriptor) }, completion: { _ in }) }
+                var headers = headers
+                var status = status
+                var offset: UInt64 = 0, length = file.length
+                if ranges {
+                    let tag = "\"\(String(file.length, radix: 16))-\(String(file.modifiedNanoseconds, radix: 16))\""
+                    headers.replaceOrAdd(name: "Accept-Ranges", value: "bytes")
+                    headers.replaceOrAdd(name: "ETag", value: tag)
+                    headers.replaceOrAdd(name: "Last-Modified", value: HTTPExchange.httpDate(file.modifiedNanoseconds))
+                    if let match = head.headers["If-None-Match"], HTTPExchange.tagList(match, contains: tag) {
+                        pool.run({ close(file.descriptor) }, completion: { _ in })
+                        headers.remove(name: "Content-Type")
+                        return respond(.notModified, headers: headers)
+                    }
+                    let condition = head.headers["If-Range"]
+                    if let range = head.headers["Range"], condition == nil || condition == tag {
+                        switch HTTPExchange.byteRange(range, length: file.length) {
+                        case .whole:
+                            break
+                        case .part(let first, let last):
+                            status = .partialContent
+                            offset = first
+                            length = last - first + 1
+                            headers.replaceOrAdd(name: "Content-Range", value: "bytes \(first)-\(last)/\(file.length)")
+                        case .unsatisfiable:
+                            pool.run({ close(file.descriptor) }, completion: { _ in })
+                            return respondError(.rangeNotSatisfiable,
+                                                "Range not satisfiable: the file has \(file.length) bytes",
+                                                headers: ["Content-Range": "bytes */\(file.length)"])
+                        }
+                    }
+                }
                 beginResponse(status, headers: headers, contentLength: length)
-                PartStreamer(exchange: self, pool: pool, openFile: descriptor, path: path, length: length).start()
+                PartStreamer(exchange: self, pool: pool, openFile: file.descriptor, path: path, offset: offset,
+                             length: length).start()
             }
         })
     }
 
+    /// What a `Range` header asks of a file of `length` bytes.
+    enum ByteRange: Equatable {
+        /// No range this server serves (not bytes, several ranges, bad syntax): the whole file, as RFC 9110
+        /// lets a server answer.
+        case whole
+        /// Bytes `first` through `last`, both included.
+        case part(first: UInt64, last: UInt64)
+        /// A range that starts past the end, or an empty suffix: 416.
+        case unsatisfiable
+    }
+
+    static func byteRange(_ header: String, length: UInt64) -> ByteRange {
+        let value = header.trimmingCharacters(in: .whitespaces)
+        guard value.lowercased().hasPrefix("bytes="), !value.contains(",") else { return .whole }
+        let spec = value.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        guard let dash = spec.firstIndex(of: "-") else { return .whole }
+        let start = spec[..<dash].trimmingCharacters(in: .whitespaces)
+        let end = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
+        func number(_ text: String) -> UInt64? {
+            text.isEmpty || !text.allSatisfy({ $0.isASCII && $0.isNumber }) ? nil : UInt64(text) ?? UInt64.max
+        }
+        if start.isEmpty {
+            guard let suffix = number(end) else { return .whole }
+            guard suffix > 0, length > 0 else { return .unsatisfiable }
+            return .part(first: length - min(suffix, length), last: length - 1)
+        }
+        guard let first = number(start) else { return .whole }
+        let last: UInt64
+        if end.isEmpty {
+            last = length &- 1
+        } else {
+            guard let requested = number(end), requested >= first else { return .whole }
+            last = min(requested, length &- 1)
+        }
+        guard first < length else { return .unsatisfiable }
+        return .part(first: first, last: last)
+    }
+
+    /// Whether an `If-None-Match` list names `tag` (`*`, or weak or strong, compared weakly).
+    static func tagList(_ header: String, contains tag: String) -> Bool {
+        header.split(separator: ",").contains { candidate in
+            let trimmed = candidate.trimmingCharacters(in: .whitespaces)
+            return trimmed == "*" || trimmed == tag || trimmed == "W/" + tag
+        }
+    }
+
+    /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), from nanoseconds since 1970.
+    static func httpDate(_ nanoseconds: Int64) -> String {
+        var seconds = time_t(nanoseconds / 1_000_000_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let count = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Opens a regular file for reading and measures it; blocking, for the pool.
-    private static func openRegularFile(_ path: String) -> Result<(Int32, UInt64), UVError> {
+    private static func openRegularFile(_ path: String)
+        -> Result<(descriptor: Int32, length: UInt64, modifiedNanoseconds: Int64), UVError> {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return .failure(UVError(-errno, "open \(path)")) }
         var info = stat()
@@ -201,7 +296,8 @@ extension HTTPExchange {
             close(descriptor)
             return .failure(UVError(-code, "stat \(path)"))
         }
-        return .success((descriptor, UInt64(info.st_size)))
+        let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        return .success((descriptor, UInt64(info.st_size), modified))
     }
 
     /// Streams a body of exactly `contentLength` bytes made of `parts`, which `next` hands out one at a time
