@@ -38,6 +38,8 @@ let package = Package(
         // renameat2 (no-clobber renames), which glibc hides behind _GNU_SOURCE.
         .systemLibrary(name: "CFileSystem"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // assimp: the tests read every exported format back with it (ReplicaTestSupport); the product does not link it.
+        .systemLibrary(name: "CAssimp", pkgConfig: "assimp", providers: [.apt(["libassimp-dev"])]),
 
         // No I/O: HTTP parsing, routing, the API's error shape, options and their validation.
         // CRC-32 comes from zlib, whose tuned loop is several times a byte-wise table's speed.
@@ -50,15 +52,21 @@ let package = Package(
                 dependencies: ["CTurboJPEG", "CPNG", "CTIFF", "CHeif", "CLibRaw", "CExif"]),
         // The only module that touches libuv: loop, TCP, connections, limits, TLS.
         .target(name: "ReplicaHTTP", dependencies: ["ReplicaCore", "ReplicaProtocol", "CLibUV", "COpenSSL"]),
+        // The exchange formats, written here: GLB, USDZ, OBJ and binary FBX. The workers write the GLB and USDZ; the
+        // gateway converts the GLB to OBJ and FBX on request.
+        // Optimised in debug builds too, as Reconstruction is: the tests convert models of 100,000s of triangles.
+        .target(name: "ReplicaExport", dependencies: ["ReplicaCore", "ReplicaImageIO"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Routes, auth, sessions, configuration; SQLite lives here.
         .target(name: "ReplicaGateway",
-                dependencies: ["ReplicaCore", "ReplicaProtocol", "ReplicaHTTP", "ReplicaImageIO", "CSQLite",
-                               "COpenSSL", "CFileSystem", "CLibUV"]),
+                dependencies: ["ReplicaCore", "ReplicaProtocol", "ReplicaHTTP", "ReplicaImageIO", "ReplicaExport",
+                               "CSQLite", "COpenSSL", "CFileSystem", "CLibUV"]),
 
         .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway", "ReplicaHTTP"]),
         // The worker's side of the worker protocol and its task runners, one file per pipeline step.
         .target(name: "ReplicaWorker",
-                dependencies: ["ReplicaProtocol", "ReplicaImageIO", "ReplicaCore", "ReplicaReconstruction"]),
+                dependencies: ["ReplicaProtocol", "ReplicaImageIO", "ReplicaCore", "ReplicaReconstruction",
+                               "ReplicaExport"]),
         // Vectors, rotations, rigid motions, pinhole cameras and meshes: the vocabulary of every geometric stage.
         .target(name: "ReplicaGeometry"),
         // Ground truth and how close a result is to it: synthetic scenes, the datasets' truth, the metrics.
@@ -72,10 +80,10 @@ let package = Package(
                 dependencies: ["ReplicaGeometry", "ReplicaImageIO", "ReplicaCore", "CVLFeat", "CVLFeatKernels",
                                "CLinearAlgebra", "CMeshOptimizer"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        .executableTarget(name: "replica-bench", dependencies: ["ReplicaEvaluation"]),
+        .executableTarget(name: "replica-bench", dependencies: ["ReplicaEvaluation", "ReplicaExport"]),
         .executableTarget(name: "replica-worker", dependencies: ["ReplicaWorker", "ReplicaProtocol"]),
 
-        .target(name: "ReplicaTestSupport", dependencies: ["ReplicaCore"], path: "Tests/ReplicaTestSupport"),
+        .target(name: "ReplicaTestSupport", dependencies: ["ReplicaCore", "CAssimp"], path: "Tests/ReplicaTestSupport"),
         .testTarget(name: "ReplicaCoreTests", dependencies: ["ReplicaCore", "ReplicaTestSupport"]),
         .testTarget(name: "ReplicaProtocolTests", dependencies: ["ReplicaProtocol"]),
         .testTarget(name: "ReplicaImageIOTests", dependencies: ["ReplicaImageIO", "CTurboJPEG", "CPNG", "CTIFF",
@@ -85,7 +93,7 @@ let package = Package(
         .testTarget(name: "ReplicaGatewayTests",
                     dependencies: ["ReplicaGateway", "ReplicaHTTP", "ReplicaCore", "ReplicaProtocol",
                                    "ReplicaImageIO", "ReplicaTestSupport", "ReplicaEvaluation",
-                                   "ReplicaReconstruction"],
+                                   "ReplicaReconstruction", "ReplicaExport"],
                     exclude: ["Fixtures"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "ReplicaEvaluationTests",
@@ -93,6 +101,8 @@ let package = Package(
         .testTarget(name: "ReplicaWorkerTests",
                     dependencies: ["ReplicaWorker", "ReplicaProtocol", "ReplicaImageIO", "ReplicaTestSupport",
                                    "ReplicaReconstruction", "ReplicaEvaluation", "ReplicaCore"]),
+        .testTarget(name: "ReplicaExportTests",
+                    dependencies: ["ReplicaExport", "ReplicaCore", "ReplicaImageIO", "ReplicaTestSupport"]),
         .testTarget(name: "ReplicaReconstructionTests",
                     dependencies: ["ReplicaReconstruction", "ReplicaImageIO", "ReplicaGeometry", "ReplicaEvaluation"]),
     ],
