@@ -22,6 +22,9 @@ final class Authenticator {
     }
 
     /// A token from `Authorization: Bearer …` or `?token=…` that names a live session.
+    /// A session token as the viewer endpoint takes it, from the query.
+    func isValidToken(_ token: String) -> Bool { sessions.validate(token) }
+
     func isAuthorized(_ head: HTTPRequestHead, query: [(name: String, value: String)]) -> Bool {
         if let header = head.headers["Authorization"], let token = Authenticator.bearerToken(header),
            sessions.validate(token) {

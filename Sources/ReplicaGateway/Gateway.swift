@@ -28,6 +28,7 @@ public final class Gateway: HTTPServerDelegate {
     let clock: WallClock
     let scheduler: JobScheduler
     let locks = ProjectLocks()
+    let conversions = ModelConversions()
     /// Thumbnails being made (decoded) at once: one per core.
     let thumbnailMaking = ConcurrencyLimit(max(1, ProcessInfo.processInfo.activeProcessorCount))
     private var router = Router<Endpoint>()
@@ -70,6 +71,7 @@ public final class Gateway: HTTPServerDelegate {
         addProjectRoutes()
         addComputeRoutes()
         addCameraRoutes()
+        addModelRoutes()
     }
 
     func add(_ method: HTTPMethod, _ pattern: String, auth: Bool = true,

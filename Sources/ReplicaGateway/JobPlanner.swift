@@ -36,6 +36,8 @@ enum JobPlanner {
                 tasks += meshGeneration(options: options, after: tasks)
             case .textureMapping:
                 tasks += textureMapping(options: options, after: tasks)
+            case .exporting:
+                tasks += exporting(after: tasks)
             }
         }
         return tasks
@@ -160,6 +162,13 @@ enum JobPlanner {
         if settings.textureFormat == .jpeg { inputs["jpegQuality"] = .number(settings.jpegCompressionQuality) }
         return [PlannedTask(stage: .textureMapping, kind: .texture, image: nil, inputs: inputs,
                             dependencies: [mesh])]
+    }
+
+    /// Exporting: one task after Texture Mapping writes the USDZ and the GLB into `work/export/`; the scheduler
+    /// moves them into the project's folder as the job completes.
+    private static func exporting(after earlier: [PlannedTask]) -> [PlannedTask] {
+        guard let texture = earlier.lastIndex(where: { $0.kind == .texture }) else { return [] }
+        return [PlannedTask(stage: .exporting, kind: .export, image: nil, inputs: [:], dependencies: [texture])]
     }
 
     /// The most 8192² pages raw's diffuse map may take: 1.6 gigatexels, far beyond what the photos give.

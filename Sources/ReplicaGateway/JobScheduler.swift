@@ -217,6 +217,7 @@ final class JobScheduler: WorkerPoolDelegate {
                 if task.kind == .fuse, let data = result.data { reportPointCloud(data, of: job) }
                 if task.kind == .mesh, let data = result.data { reportMesh(data, of: job) }
                 if task.kind == .texture, let data = result.data { reportTexture(data, of: job) }
+                if task.kind == .export, let data = result.data { reportExport(data, of: job) }
                 try finish(task, in: job, state: .done, result: result.data, message: "")
             case .failure(let failure) where !failure.retryable:
                 try refuse(task, in: job, message: failure.message, image: failure.image ?? task.image)
@@ -366,6 +367,20 @@ final class JobScheduler: WorkerPoolDelegate {
         appendToProjectLog(job, line)
     }
 
+    /// Exporting's figures, in the job's log and the project's; the rest is in `work/export/statistics.json`.
+    private func reportExport(_ data: [String: JSONValue], of job: ActiveJob) {
+        func number(_ key: String) -> Double {
+            if case .number(let value)? = data[key] { return value }
+            return .nan
+        }
+        let line = String(format: "Exporting: %.0f triangles, %.0f vertices; USDZ %.1f MB, GLB %.1f MB; "
+                          + "%.4g m a unit (assumed); %.1f s", number("triangles"), number("vertices"),
+                          number("usdzBytes") / 1e6, number("glbBytes") / 1e6, number("metresPerUnit"),
+                          number("seconds"))
+        jobLog(job).info("export finished", ["export": line])
+        appendToProjectLog(job, line)
+    }
+
     private func record(warning message: String, image: String?, in job: ActiveJob) {
         do {
             try jobs.addWarning(jobID: job.record.id, image: image, message: message)
@@ -378,12 +393,29 @@ final class JobScheduler: WorkerPoolDelegate {
 
     // MARK: - The end of a job
 
+    /// The job's last task is done: its model moves into the project's folder (`ModelFiles.publish`, a few
+    /// renames, here on the loop thread so that no conversion of the old GLB is installed in between), then the
+    /// project says what it holds.
     private func complete(_ job: ActiveJob) throws {
+        var published: (usdz: Bool, glb: Bool)?
+        if job.tasks.values.contains(where: { $0.kind == .export }) {
+            do {
+                published = try ModelFiles(folder: job.folder).publish()
+            } catch {
+                jobLog(job).error("cannot move the model into place", ["error": "\(error)"])
+                return fail(job, message: "Exporting: the model could not be moved into the project's folder "
+                            + "(\(error)). Check the disk and compute again.")
+            }
+        }
         try jobs.database.transaction {
             try jobs.recordProgress(jobID: job.record.id, progress: 1)
             try jobs.finishJob(id: job.record.id, state: .completed)
             try projects.updateComputation(projectID: job.record.projectID, status: "completed", progress: 1,
                                            stage: "", errorMessage: "", modelDetail: job.record.options.detail.rawValue)
+            if let published {
+                try projects.setModelFiles(projectID: job.record.projectID, hasModel: published.usdz,
+                                           hasGlb: published.glb)
+            }
         }
         job.record.progress = 1
         end(job, state: .completed, message: "")

@@ -8,6 +8,7 @@ public enum PipelineStage: String, CaseIterable, Comparable, Sendable {
     case pointCloudGeneration = "Point Cloud Generation"
     case meshGeneration = "Mesh Generation"
     case textureMapping = "Texture Mapping"
+    case exporting = "Exporting"
 
     /// The name on the command line (`--stop-after pre-processing`): lowercase, words joined by `-`.
     public var commandLineName: String { rawValue.lowercased().replacingOccurrences(of: " ", with: "-") }
@@ -29,6 +30,7 @@ public enum PipelineStage: String, CaseIterable, Comparable, Sendable {
         case .pointCloudGeneration: return 0.35
         case .meshGeneration: return 0.05
         case .textureMapping: return 0.1
+        case .exporting: return 0.02
         }
     }
 

@@ -121,6 +121,12 @@ final class ProjectStore {
                   modelDetail.map { .text($0) } ?? .null, .text(projectID)])
     }
 
+    /// Records which model files the project's folder holds: `model.usdz` (hasModel) and the GLB (hasGlb).
+    func setModelFiles(projectID: String, hasModel: Bool, hasGlb: Bool) throws {
+        try database.run("UPDATE projects SET has_model = ?, has_glb = ? WHERE id = ?",
+                         [.integer(hasModel ? 1 : 0), .integer(hasGlb ? 1 : 0), .text(projectID)])
+    }
+
     // MARK: Renames
 
     /// Records the intent before the folder moves; fails (a constraint error) when one is already in flight.

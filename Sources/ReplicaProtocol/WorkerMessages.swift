@@ -81,6 +81,8 @@ public struct TaskKind: RawRepresentable, Codable, Hashable, Sendable, Expressib
     public static let mesh: TaskKind = "mesh"
     /// The mesh: a UV atlas from the photos that see each face, and the detail level's maps baked onto it.
     public static let texture: TaskKind = "texture"
+    /// The textured mesh: the native USDZ and the GLB, in metres with +Y up.
+    public static let export: TaskKind = "export"
 }
 
 // MARK: - Free-form JSON

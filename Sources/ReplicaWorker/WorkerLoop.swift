@@ -16,7 +16,7 @@ import Darwin
 public final class WorkerLoop: @unchecked Sendable {
     /// The task kinds this worker runs, as `hello` announces them.
     public static let capabilities: [TaskKind] = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse,
-                                                    .mesh, .texture]
+                                                    .mesh, .texture, .export]
 
     private let input: Int32
     private let output: LineWriter
@@ -184,6 +184,7 @@ public final class WorkerLoop: @unchecked Sendable {
         case .fuse: return try FuseTask(assignment).run(sink)
         case .mesh: return try MeshTask(assignment).run(sink)
         case .texture: return try TextureTask(assignment).run(sink)
+        case .export: return try ExportTask(assignment).run(sink)
         default:
             throw TaskError.failed(message: "this worker cannot run tasks of kind '\(assignment.kind)'",
                                    retryable: false, image: nil)

@@ -1,5 +1,6 @@
 import Foundation
 import ReplicaEvaluation
+import ReplicaExport
 
 // replica-bench: render synthetic scenes with known truth, and measure results against truth. Tables go to
 // stdout (or JSON with --json); errors to stderr, with exit status 64 for a wrong command line and 1 otherwise.
@@ -11,6 +12,7 @@ let usage = """
            replica-bench evaluate --truth PATH [--cameras COLMAP_DIR] [--points PLY] [--mesh PLY]
                                   [--texture IMAGE] [--renders DIR] [--images DIR] [--views NAME,NAME…]
                                   [--samples N] [--json]
+           replica-bench convert --glb FILE --format obj|fbx --out DIR [--repeat N]
 
     render writes DIR/images/ (PNG and/or JPEG with EXIF focal length), DIR/truth/cameras.json and
     DIR/truth/mesh.ply. Shapes: \(SyntheticShape.allCases.map(\.rawValue).joined(separator: ", ")).
@@ -25,6 +27,9 @@ let usage = """
     coordinates and its --texture, rendered unlit from the true views, or those --views names, and compared
     with their photos; --renders writes each rendering beside its photo as DIR/<view>.png). Points given
     with --cameras are in those cameras' frame and are aligned to the truth with them.
+
+    convert makes from a GLB what the download endpoint makes on request (OBJ with its material library and
+    textures, or FBX), --repeat times (default 1), writes the files to DIR and prints the seconds of each run.
 
     """
 
@@ -137,7 +142,25 @@ func run(_ arguments: [String]) throws {
         let (options, json) = try evaluateOptions(arguments.dropFirst())
         let summary = try Bench.evaluate(options)
         print(json ? try EvaluationReport.json(summary) : Bench.tables(summary))
-    case "--help", "-h", "help":
+    case "convert":
+        let flags = try parseFlags(arguments.dropFirst(), allowed: ["glb", "format", "out", "repeat"])
+        guard let glb = flags["glb"], let out = flags["out"],
+              let format = flags["format"].flatMap(ModelConversion.init(rawValue:)) else {
+            throw Bench.Failure("convert needs --glb FILE, --format obj|fbx and --out DIR", usage: true)
+        }
+        let repeats = try flags["repeat"].map { try integer($0, "repeat") } ?? 1
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        for _ in 0..<max(1, repeats) {
+            // As the gateway does it: read the GLB from disk, convert, write every file.
+            let started = Date()
+            guard let bytes = FileManager.default.contents(atPath: glb) else {
+                throw Bench.Failure("cannot read \(glb)")
+            }
+            for file in try format.files(fromGLB: Array(bytes)) {
+                try Data(file.bytes).write(to: URL(fileURLWithPath: out + "/" + file.name))
+            }
+            print(String(format: "%.4f", Date().timeIntervalSince(started)))
+        }
         FileHandle.standardOutput.write(Data(usage.utf8))
     default:
         throw Bench.Failure("unknown subcommand '\(command)'", usage: true)

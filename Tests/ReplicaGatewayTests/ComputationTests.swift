@@ -1,5 +1,6 @@
 import Foundation
 import ReplicaEvaluation
+import ReplicaExport
 import ReplicaGateway
 import ReplicaImageIO
 import ReplicaReconstruction
@@ -330,7 +331,7 @@ final class ComputationTests: XCTestCase {
         XCTAssertEqual(mesh.normals.count, mesh.positions.count)
         XCTAssertNoThrow(try SurfaceMesh(plyBytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath:
             directory + "/projects/Ring/work/mesh-raw.ply")))))
-        // Texture Mapping ran last: preview's three maps at 1024², on the textured mesh.
+        // Texture Mapping: preview's three maps at 1024², on the textured mesh.
         XCTAssertTrue(jobLog.contains("Texture Mapping: "), jobLog)
         let textured = try TexturedSurface(plyBytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath:
             directory + "/projects/Ring/work/textured.ply"))))
@@ -341,6 +342,53 @@ final class ComputationTests: XCTestCase {
             XCTAssertEqual([pixels.width, pixels.height], [1024, 1024], map)
         }
         assertAPIError(try gateway.send("GET", "/api/projects/no-such-project/cameras"), 404, "Project not found")
+        try assertModelDownloads(gateway, id, textured: textured)
+    }
+
+    /// Exporting ran last: every format downloads with its type and reads back, in readers that are not ours
+    /// where there are some, with the textured mesh's triangles and its maps.
+    private func assertModelDownloads(_ gateway: GatewayProcess, _ id: String, textured: TexturedSurface) throws {
+        let project = try gateway.project(id)
+        XCTAssertTrue(project.hasModel)
+        XCTAssertTrue(project.hasGlb)
+        let jobLog = (try? String(contentsOfFile: directory + "/projects/Ring/work/job.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(jobLog.contains("Exporting: \(textured.triangulated.count) triangles"), jobLog)
+        let types = ["glb": "model/gltf-binary", "usdz": "model/vnd.usdz+zip", "obj": "text/plain",
+                     "fbx": "application/octet-stream"]
+        var paths: [String: String] = [:]
+        for (format, type) in types {
+            let response = try gateway.send("GET", "/api/projects/\(id)/download?format=\(format)")
+            XCTAssertEqual(response.status, 200, "\(format): \(response.text.prefix(200))")
+            XCTAssertEqual(response.header("Content-Type"), type)
+            paths[format] = directory + "/Ring." + format
+            try Data(response.body).write(to: URL(fileURLWithPath: paths[format]!))
+        }
+        let glb = try GLB.read([UInt8](try Data(contentsOf: URL(fileURLWithPath: paths["glb"]!))))
+        let triangles = textured.triangulated.count
+        XCTAssertEqual(glb.triangleCount, triangles)
+        XCTAssertEqual(glb.vertexCount, textured.positions.count, "one page: every vertex once")
+        // Preview's maps: base colour, normal, occlusion.
+        XCTAssertEqual(Set(glb.textures.map(\.map)), [.diffuse, .normal, .occlusion])
+        // Metres with +Y up: resting on the ground, about the size the assumed camera distance gives.
+        let lower = glb.parts[0].lower, upper = glb.parts[0].upper
+        XCTAssertEqual(lower.y, 0, accuracy: 1e-4)
+        XCTAssertTrue((0.05...2).contains(upper.y), "height \(upper.y) m")
+        for format in ["obj", "fbx"] {
+            let summary = try AssimpReader.summary(ofFile: paths[format]!)
+            XCTAssertEqual(summary.faces, triangles, "\(format): \(summary)")
+            XCTAssertTrue(summary.hasTextureCoordinates, format)
+            if format == "fbx" { XCTAssertEqual(summary.embeddedTextures, 2, "\(summary)") }
+        }
+        let mtl = try String(contentsOfFile: directory + "/projects/Ring/link-exports/model.mtl", encoding: .utf8)
+        XCTAssertTrue(mtl.contains("map_Kd model-diffuse-0.png"), mtl)
+        guard let python = ModelValidator.python else { return }
+        for format in ["glb", "usdz"] {
+            let report = try ModelValidator.run(format, paths[format]!, python: python)
+            XCTAssertEqual(report["errors"] as? [String], [], "\(format): \(report)")
+            XCTAssertEqual(report["faces"] as? Int, triangles, format)
+            XCTAssertEqual(report["vertices"] as? Int, glb.vertexCount, format)
+            XCTAssertEqual(report["textures"] as? Int, 3, format)
+        }
     }
 
     // MARK: - Steps
@@ -561,7 +609,7 @@ private struct RunLog {
 // MARK: - Processes
 
 /// One `replica-link serve` on a loopback port of its own, and a logged-in client of it.
-private final class GatewayProcess {
+final class GatewayProcess {
     let process: Process
     let port: Int
     private(set) var token = ""

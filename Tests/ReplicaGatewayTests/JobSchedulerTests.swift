@@ -28,7 +28,8 @@ private final class FakeDispatcher: TaskDispatcher {
     }
 
     /// The kinds the fake's workers run.
-    var kinds: Set<TaskKind> = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse, .mesh, .texture]
+    var kinds: Set<TaskKind> = [.preprocess, .features, .retrieve, .match, .map, .depth, .fuse, .mesh, .texture,
+                                .export]
 
     func idleWorkers(for kind: TaskKind) -> Int { kinds.contains(kind) ? idle : 0 }
 
@@ -262,14 +263,14 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(map.inputs["blocks"], .array(matches.map { $0.inputs["block"]! }))
     }
 
-    func testPointCloudGenerationRunsADepthMapPerPhotoAfterTheMapThenOneFusionThenTheMeshAndItsTexture() throws {
+    func testPointCloudGenerationRunsADepthMapPerPhotoAfterTheMapThenOneFusionThenTheMeshTextureAndExport() throws {
         dispatcher.idle = 2
         let (project, names) = try makeProject("dense", images: 4)
         var options = ComputeOptions()
         options.isObjectMaskingEnabled = true
         try scheduler.submit(project: project, images: names, options: options, lastStage: nil)
         let order = runEverything()
-        XCTAssertEqual(order.suffix(8), [.map, .depth, .depth, .depth, .depth, .fuse, .mesh, .texture])
+        XCTAssertEqual(order.suffix(9), [.map, .depth, .depth, .depth, .depth, .fuse, .mesh, .texture, .export])
         XCTAssertEqual(try status(project).status, "completed")
 
         let tasks = try jobs.tasks(jobID: try jobs.jobs(projectID: project.id)[0].id)
@@ -292,6 +293,10 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(texture.stage, .textureMapping)
         let basic: [JSONValue] = ["ambientOcclusion", "diffuseColor", "normal"].map { .string($0) }
         XCTAssertEqual(texture.inputs, ["maps": .array(basic), "dimension": .number(4096), "format": .string("png")])
+        let export = try XCTUnwrap(tasks.first { $0.kind == .export })
+        XCTAssertEqual(export.dependencies, [texture.id])
+        XCTAssertEqual(export.stage, .exporting)
+        XCTAssertEqual(export.inputs, [:])
 
         // Custom's polygon ceiling and quads reach the mesh task; stopping after the cloud plans no mesh.
         var custom = ComputeOptions()

@@ -81,7 +81,7 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertTrue(harness.events.eachEndPrecedesTheNextIdleReport())
         XCTAssertEqual(harness.log.lines(containing: "worker spawned").count, 2)
         let capabilities = "worker.capabilities=preprocess,features,retrieve,match,map,depth,fuse,mesh,texture,"
-            + "fake-echo"
+            + "export,fake-echo"
         XCTAssertEqual(harness.log.lines(containing: capabilities).count, 2)
     }
 

@@ -25,7 +25,7 @@ final class WorkerLoopTests: XCTestCase {
         guard case .hello(let hello) = harness.next() else { return XCTFail("no hello first") }
         XCTAssertEqual(hello, WorkerHello(protocolVersion: 1, workerVersion: "9.9-test", pid: 4242,
                                           capabilities: ["preprocess", "features", "retrieve", "match", "map", "depth",
-                                                         "fuse", "mesh", "texture"]))
+                                                         "fuse", "mesh", "texture", "export"]))
         // Heartbeats start only after welcome, whatever their interval.
         XCTAssertNil(harness.next(includingHeartbeats: true, timeout: 0.3))
         harness.closeInput()

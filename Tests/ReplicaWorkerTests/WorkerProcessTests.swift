@@ -27,7 +27,7 @@ final class WorkerProcessTests: XCTestCase {
         guard case .hello(let hello)? = harness.next() else { return XCTFail("no hello") }
         XCTAssertEqual(hello.pid, Int(process.processIdentifier))
         XCTAssertEqual(hello.capabilities, ["preprocess", "features", "retrieve", "match", "map", "depth", "fuse",
-                                            "mesh", "texture"])
+                                            "mesh", "texture", "export"])
         XCTAssertEqual(hello.workerVersion, APIVersion.current)
         harness.send(.welcome(WorkerWelcome()))
         harness.send(.task(project.task("p-1", image: image, maxDimension: 256)))

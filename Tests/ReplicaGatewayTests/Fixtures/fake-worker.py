@@ -36,11 +36,13 @@ gateway's workers inherit; the gateway's end-to-end tests set them:
                             `child <pid>` to the run log; the task stops it when it ends
   FAKE_WORKER_FAIL_IMAGES   comma-separated image names: a task for one of them answers a failure that is not
                             retryable and names the image, as the real worker does for a file that is not a photo
-Results list no outputs: the fake writes no files under work/.
+  FAKE_WORKER_EXPORT_FROM   a folder holding model.glb and model.usdz: an export task copies them into
+                            work/export/, as the real one writes them, so the gateway publishes a model
+Results list no outputs: but for that copy, the fake writes no files under work/.
 
 The worker says it runs every kind of the real pipeline, so that a job the gateway plans runs to its end. The
 knobs shape Pre-Processing tasks (what the end-to-end tests are about); in the knob modes, the later stages'
-tasks (features, retrieve, match, map, depth, fuse, mesh, texture) are answered at once and leave no trace in the run log.
+tasks (features, retrieve, match, map, depth, fuse, mesh, texture, export) are answered at once and leave no trace in the run log.
 """
 
 import fcntl
@@ -52,7 +54,7 @@ import sys
 import threading
 import time
 
-LATER_STAGES = {"features", "retrieve", "match", "map", "depth", "fuse", "mesh", "texture"}
+LATER_STAGES = {"features", "retrieve", "match", "map", "depth", "fuse", "mesh", "texture", "export"}
 MODES_WITH_TASKS = {"ok", "crash-midway", "answer-then-exit", "garbage", "other-task", "split", "spawn-child",
                     "stderr-flood"}
 KNOB_MODES = {"ok", "split", "stderr-flood"}
@@ -122,7 +124,7 @@ def handshake(mode):
     version = 2 if mode == "wrong-version" else 1
     send({"type": "hello", "protocol": version, "workerVersion": "%d.0" % version, "pid": os.getpid(),
           "capabilities": ["preprocess", "features", "retrieve", "match", "map", "depth", "fuse", "mesh",
-                           "texture", "fake-echo"]})
+                           "texture", "export", "fake-echo"]})
     answer = read_message()
     if mode == "wrong-version":
         reason = answer.get("reason", "")
@@ -209,6 +211,16 @@ def run_task(mode, task, split):
 def run_knobbed_task(task, split):
     """A task of a well-behaved mode, shaped by the FAKE_WORKER_* knobs."""
     task_id, inputs = task["taskId"], task["inputs"]
+    if task["kind"] == "export" and os.environ.get("FAKE_WORKER_EXPORT_FROM"):
+        source = os.environ["FAKE_WORKER_EXPORT_FROM"]
+        target = os.path.join(task["workDirectory"], "export")
+        os.makedirs(target, exist_ok=True)
+        for name in ("model.glb", "model.usdz"):
+            with open(os.path.join(source, name), "rb") as original:
+                data = original.read()
+            with open(os.path.join(target, name + ".tmp"), "wb") as copy:
+                copy.write(data)
+            os.rename(os.path.join(target, name + ".tmp"), os.path.join(target, name))
     if task["kind"] in LATER_STAGES:
         send({"type": "result", "taskId": task_id, "outputs": [], "data": {"attempt": task["attempt"]}}, split)
         return
