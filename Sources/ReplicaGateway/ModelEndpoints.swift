@@ -80,10 +80,9 @@ extension Gateway {
         })
     }
 
-    /// Converts (or waits for the conversion under way), then serves the cached file. The project's lock is
-    /// held meanwhile, so a rename or delete waits for the conversion rather than moving its folder away.
+    /// Converts (or waits for the conversion under way), then serves the cached file.
     private func convert(_ files: ModelFiles, _ format: ModelFormat, project: ProjectDTO, _ exchange: HTTPExchange,
-                         missing: APIError, attempt: Int = 1) {
+                         missing: APIError) {
         let key = files.folder + "\u{0}" + format.rawValue
         let first = conversions.join(key) { [self] result in
             switch result {
@@ -100,6 +99,13 @@ extension Gateway {
             return exchange.logger.info("model conversion joined", ["project.id": project.id,
                                                                     "model.format": format.rawValue])
         }
+        startConversion(key, files, format, project: project, attempt: 1)
+    }
+
+    /// Runs one conversion for everyone waiting on `key`. The project's lock is held meanwhile, so a rename or
+    /// delete waits for it rather than moving its folder away; a GLB replaced meanwhile is converted again, once.
+    private func startConversion(_ key: String, _ files: ModelFiles, _ format: ModelFormat, project: ProjectDTO,
+                                 attempt: Int) {
         locks.run(project.id) { [self] unlock in
             conversions.limit.run { [self] done in
                 let started = clock.now
@@ -107,12 +113,10 @@ extension Gateway {
                     done()
                     defer { unlock() }
                     do {
-                        let conversion = try converted.get()
                         // On the loop thread, where a finishing job replaces the GLB: never both at once.
-                        guard try files.install(conversion) else {
-                            // The GLB was replaced while converting: convert the new one, once.
-                            conversions.finish(key, attempt < 2 ? .success(()) : .failure(ExportRetryError()))
-                            return
+                        guard try files.install(converted.get()) else {
+                            guard attempt < 2 else { return conversions.finish(key, .failure(ExportRetryError())) }
+                            return startConversion(key, files, format, project: project, attempt: attempt + 1)
                         }
                         logger.info("model converted", ["project.id": project.id, "model.format": format.rawValue,
                                                         "seconds": String(format: "%.2f", clock.now - started)])

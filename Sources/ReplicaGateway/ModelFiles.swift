@@ -60,7 +60,9 @@ struct ModelFiles {
         return (try FileSystem.status(usdz)?.isRegularFile == true, try glbVersion() != nil)
     }
 
-    /// Removes the cached conversions: `model.obj`, `model.mtl`, `model-<map>-<page>.<ext>` and `model.fbx`.
+    /// Removes the cached conversions: `model.obj`, `model.mtl`, `model-<map>-<page>.<ext>` and `model.fbx`, and
+    /// the temporary files of conversions a crash cut short. A conversion still under way loses its files too,
+    /// but it checks the GLB before installing anything, finds it replaced, and starts again.
     func removeConversions() throws {
         guard try FileSystem.status(exports)?.isDirectory == true else { return }
         for name in try FileSystem.list(exports) where ModelFiles.isConversion(name) {
@@ -69,7 +71,7 @@ struct ModelFiles {
     }
 
     static func isConversion(_ name: String) -> Bool {
-        name == "model.obj" || name == "model.mtl" || name == "model.fbx"
+        name.hasPrefix(".convert-") || name == "model.obj" || name == "model.mtl" || name == "model.fbx"
             || (name.hasPrefix("model-") && (name.hasSuffix(".png") || name.hasSuffix(".jpg")))
     }
 
