@@ -376,6 +376,7 @@ final class ComputationTests: XCTestCase {
         for format in ["obj", "fbx"] {
             let summary = try AssimpReader.summary(ofFile: paths[format]!)
             XCTAssertEqual(summary.faces, triangles, "\(format): \(summary)")
+            XCTAssertEqual(summary.vertices, glb.vertexCount, "\(format): \(summary)")
             XCTAssertTrue(summary.hasTextureCoordinates, format)
             if format == "fbx" { XCTAssertEqual(summary.embeddedTextures, 2, "\(summary)") }
         }
