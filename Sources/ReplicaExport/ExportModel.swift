@@ -120,6 +120,12 @@ public struct ExportModel: Sendable, Equatable {
     }
 }
 
+/// The shortest text that reads back as the same float, for the text formats (USDA, OBJ); 0 for a value that is
+/// not finite, which neither format can hold.
+func decimal(_ value: Float) -> String {
+    value.isFinite ? (value == value.rounded() && abs(value) < 1e7 ? String(Int(value)) : "\(value)") : "0"
+}
+
 /// Why a model could not be written or read.
 public struct ExportError: Error, CustomStringConvertible, Equatable {
     public var description: String

@@ -15,10 +15,10 @@ public enum OBJ {
         obj.reserveCapacity(model.vertexCount * 110 + model.triangleCount * 40)
         var offset = 1
         for part in model.parts {
-            for p in part.positions { obj += "v \(USDZ.number(p.x)) \(USDZ.number(p.y)) \(USDZ.number(p.z))\n" }
+            for p in part.positions { obj += "v \(decimal(p.x)) \(decimal(p.y)) \(decimal(p.z))\n" }
             // OBJ's v runs up from the bottom row.
-            for t in part.uvs { obj += "vt \(USDZ.number(t.x)) \(USDZ.number(1 - t.y))\n" }
-            for n in part.normals { obj += "vn \(USDZ.number(n.x)) \(USDZ.number(n.y)) \(USDZ.number(n.z))\n" }
+            for t in part.uvs { obj += "vt \(decimal(t.x)) \(decimal(1 - t.y))\n" }
+            for n in part.normals { obj += "vn \(decimal(n.x)) \(decimal(n.y)) \(decimal(n.z))\n" }
             obj += "g page\(part.page)\nusemtl page\(part.page)\n"
             for t in part.triangles {
                 let a = Int(t.x) + offset, b = Int(t.y) + offset, c = Int(t.z) + offset

@@ -149,18 +149,13 @@ public enum USDZ {
         text += "        point3f[] points = ["
         text += part.positions.map { tuple($0.x, $0.y, $0.z) }.joined(separator: ", ")
         text += "]\n        texCoord2f[] primvars:st = ["
-        text += part.uvs.map { "(\(number($0.x)), \(number(1 - $0.y)))" }.joined(separator: ", ")
+        text += part.uvs.map { "(\(decimal($0.x)), \(decimal(1 - $0.y)))" }.joined(separator: ", ")
         text += "] (\n            interpolation = \"vertex\"\n        )\n"
         text += "        uniform token subdivisionScheme = \"none\"\n    }\n"
         return text
     }
 
     private static func tuple(_ x: Float, _ y: Float, _ z: Float) -> String {
-        "(\(number(x)), \(number(y)), \(number(z)))"
-    }
-
-    /// The shortest text that reads back as the same float.
-    static func number(_ value: Float) -> String {
-        value.isFinite ? (value == value.rounded() && abs(value) < 1e7 ? String(Int(value)) : "\(value)") : "0"
+        "(\(decimal(x)), \(decimal(y)), \(decimal(z)))"
     }
 }
