@@ -161,6 +161,7 @@ func run(_ arguments: [String]) throws {
             }
             print(String(format: "%.4f", Date().timeIntervalSince(started)))
         }
+    case "--help", "-h", "help":
         FileHandle.standardOutput.write(Data(usage.utf8))
     default:
         throw Bench.Failure("unknown subcommand '\(command)'", usage: true)
