@@ -10,6 +10,15 @@ import time
 
 import bpy
 
+try:
+    import numpy
+    # Debian 12's Blender 3.4 glTF add-on still says numpy.bool, which Debian 12's numpy 1.24 removed; the alias
+    # was plain bool.
+    if not hasattr(numpy, "bool"):
+        numpy.bool = bool
+except ImportError:
+    pass
+
 
 def clear():
     bpy.ops.wm.read_factory_settings(use_empty=True)
