@@ -60,7 +60,10 @@ let package = Package(
         // Routes, auth, sessions, configuration; SQLite lives here.
         .target(name: "ReplicaGateway",
                 dependencies: ["ReplicaCore", "ReplicaProtocol", "ReplicaHTTP", "ReplicaImageIO", "ReplicaExport",
-                               "CSQLite", "COpenSSL", "CFileSystem", "CLibUV"]),
+                               "CSQLite", "COpenSSL", "CFileSystem", "CLibUV"],
+                // The web interface's page, script and style, compiled in: no file to lose beside the binary.
+                resources: [.embedInCode("Web/index.html"), .embedInCode("Web/app.js"),
+                            .embedInCode("Web/app.css")]),
 
         .executableTarget(name: "replica-link", dependencies: ["ReplicaGateway", "ReplicaHTTP"]),
         // The worker's side of the worker protocol and its task runners, one file per pipeline step.

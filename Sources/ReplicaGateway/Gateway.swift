@@ -72,6 +72,7 @@ public final class Gateway: HTTPServerDelegate {
         addComputeRoutes()
         addCameraRoutes()
         addModelRoutes()
+        addWebRoutes()
     }
 
     func add(_ method: HTTPMethod, _ pattern: String, auth: Bool = true,

@@ -166,6 +166,24 @@ public struct AddImagesResponse: Codable, Equatable, Sendable {
     }
 }
 
+/// `GET /api/projects/:id/images` (this server's addition, for the web interface): the photos' file names, in the
+/// order they were added, and their sizes in bytes.
+public struct ImageListResponse: Codable, Equatable, Sendable {
+    public struct Image: Codable, Equatable, Sendable {
+        public var fileName: String
+        public var size: Int64
+
+        public init(fileName: String, size: Int64) {
+            self.fileName = fileName
+            self.size = size
+        }
+    }
+
+    public var images: [Image]
+
+    public init(images: [Image]) { self.images = images }
+}
+
 /// `POST /api/projects/:id/compute` (202, `queued`) and `…/cancel` (200, `ready`) answers: the project's new status.
 public struct ProjectStatusChange: Codable, Equatable, Sendable {
     public var id: String

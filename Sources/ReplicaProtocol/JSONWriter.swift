@@ -205,6 +205,17 @@ extension AddImagesResponse: JSONBody {
     }
 }
 
+extension ImageListResponse: JSONBody {
+    public func write(to writer: inout JSONWriter) {
+        writer.object {
+            $0.key("images")
+            $0.array(images) { writer, image in
+                writer.object { $0.field("fileName", image.fileName); $0.field("size", Int(image.size)) }
+            }
+        }
+    }
+}
+
 extension ProjectStatusChange: JSONBody {
     public func write(to writer: inout JSONWriter) {
         writer.object { $0.field("id", id); $0.field("status", status) }

@@ -15,7 +15,7 @@ final class ContractTests: XCTestCase {
         var operations: Set<String> = []
         var currentPath: String?
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if let match = line.wholeMatch(of: #/  (/\S+):/#) {
+            if let match = line.wholeMatch(of: #/  (/\S*):/#) {
                 currentPath = String(match.1).replacing(#/\{(\w+)\}/#) { ":" + $0.1 }
             } else if let path = currentPath, let match = line.wholeMatch(of: #/    (get|post|put|patch|delete):/#) {
                 operations.insert(match.1.uppercased() + " " + path)
