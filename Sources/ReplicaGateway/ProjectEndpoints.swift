@@ -20,15 +20,6 @@ extension Gateway {
 
     private static func isBusy(_ status: String) -> Bool { status == "queued" || status == "processing" }
 
-    /// `If-None-Match` names the tag: `*`, or a list of tags, weak (`W/`) or strong, compared weakly.
-    static func matches(_ header: String?, _ tag: String) -> Bool {
-        guard let header else { return false }
-        return header.split(separator: ",").contains { candidate in
-            let trimmed = candidate.trimmingCharacters(in: .whitespaces)
-            return trimmed == "*" || trimmed == tag || trimmed == "W/" + tag
-        }
-    }
-
     // MARK: Create and add
 
     private func createProject(_ request: Request) throws {
@@ -307,7 +298,8 @@ extension Gateway {
         case .success(let thumbnail):
             var headers: HTTPHeaders = ["Content-Type": "image/jpeg", "ETag": thumbnail.entityTag,
                                         "Cache-Control": "private, no-cache"]
-            if Gateway.matches(exchange.head.headers["If-None-Match"], thumbnail.entityTag) {
+            if let match = exchange.head.headers["If-None-Match"],
+               HTTPExchange.tagList(match, contains: thumbnail.entityTag) {
                 headers.remove(name: "Content-Type")
                 return exchange.respond(.notModified, headers: headers)
             }

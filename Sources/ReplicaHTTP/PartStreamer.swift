@@ -266,8 +266,9 @@ extension HTTPExchange {
         return .part(first: first, last: last)
     }
 
-    /// Whether an `If-None-Match` list names `tag` (`*`, or weak or strong, compared weakly).
-    static func tagList(_ header: String, contains tag: String) -> Bool {
+    /// Whether an `If-None-Match` list names `tag` (`*`, or weak or strong, compared weakly); for every
+    /// response with an entity tag, files and thumbnails alike.
+    public static func tagList(_ header: String, contains tag: String) -> Bool {
         header.split(separator: ",").contains { candidate in
             let trimmed = candidate.trimmingCharacters(in: .whitespaces)
             return trimmed == "*" || trimmed == tag || trimmed == "W/" + tag
