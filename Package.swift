@@ -11,8 +11,10 @@ let package = Package(
         .executable(name: "replica-link", targets: ["replica-link"]),
         .executable(name: "replica-worker", targets: ["replica-worker"]),
         .executable(name: "replica-bench", targets: ["replica-bench"]),
-        // For the fuzzing package in Fuzz/, which builds the decoders with sanitizers.
+        // For the fuzzing package in Fuzz/, which builds the decoders and parsers with sanitizers.
         .library(name: "ReplicaImageIO", targets: ["ReplicaImageIO"]),
+        .library(name: "ReplicaCore", targets: ["ReplicaCore"]),
+        .library(name: "ReplicaProtocol", targets: ["ReplicaProtocol"]),
     ],
     targets: [
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),

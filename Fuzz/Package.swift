@@ -1,12 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// libFuzzer targets for every image decoder, built against the root package's ReplicaImageIO.
+// libFuzzer targets for every image decoder and every parser of outside input (HTTP requests, multipart bodies,
+// the worker protocol's lines, compute options), built against the root package's libraries.
 // Build and run them with Fuzz/run (the sanitizer flags go on the command line, not here); see Fuzz/README.md.
 
 /// One executable per entry point. `-parse-as-library`: the files have no top-level code, libFuzzer drives them.
-func fuzzTarget(_ name: String) -> Target {
-    .executableTarget(name: name, dependencies: ["FuzzSupport"],
+func fuzzTarget(_ name: String, _ library: String = "ReplicaImageIO") -> Target {
+    .executableTarget(name: name, dependencies: ["FuzzSupport", .product(name: library, package: "ReplicaLink")],
                       swiftSettings: [.unsafeFlags(["-parse-as-library"])])
 }
 
@@ -28,5 +29,9 @@ let package = Package(
         fuzzTarget("fuzz-raw"),
         fuzzTarget("fuzz-exif"),
         fuzzTarget("fuzz-reader"),
+        fuzzTarget("fuzz-http", "ReplicaCore"),
+        fuzzTarget("fuzz-multipart", "ReplicaCore"),
+        fuzzTarget("fuzz-json-lines", "ReplicaProtocol"),
+        fuzzTarget("fuzz-compute-options", "ReplicaProtocol"),
     ]
 )
