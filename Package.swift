@@ -94,7 +94,9 @@ let package = Package(
         .testTarget(name: "ReplicaImageIOTests", dependencies: ["ReplicaImageIO", "CTurboJPEG", "CPNG", "CTIFF",
                                                                "CHeif", "CExif", "ReplicaTestSupport"]),
         .testTarget(name: "ReplicaHTTPTests",
-                    dependencies: ["ReplicaHTTP", "ReplicaCore", "ReplicaTestSupport", "CLibUV"]),
+                    dependencies: ["ReplicaHTTP", "ReplicaCore", "ReplicaTestSupport", "CLibUV"],
+                    // The malformed-request table, shared with scripts/http-oracle.
+                    resources: [.copy("EdgeCases")]),
         .testTarget(name: "ReplicaGatewayTests",
                     dependencies: ["ReplicaGateway", "ReplicaHTTP", "ReplicaCore", "ReplicaProtocol",
                                    "ReplicaImageIO", "ReplicaTestSupport", "ReplicaEvaluation",
