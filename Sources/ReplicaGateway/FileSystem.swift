@@ -11,6 +11,8 @@ struct FileSystemError: Error, CustomStringConvertible {
     var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
     var alreadyExists: Bool { code == EEXIST || code == ENOTEMPTY }
     var notFound: Bool { code == ENOENT }
+    /// The disk or the user's quota is full.
+    var outOfSpace: Bool { code == ENOSPC || code == EDQUOT }
 }
 
 /// What `stat` says of a path.

@@ -290,7 +290,9 @@ final class UploadReceiver {
             running = false
             if case .failure(let error) = result {
                 exchange.logger.error("upload write failed", ["error": "\(error)"])
-                fail(APIError(.internalServerError, "Failed to store uploaded file"))
+                let full = (error as? FileSystemError)?.outOfSpace == true
+                fail(APIError(.internalServerError, full ? "Not enough free disk space to store the uploaded photos"
+                                                          : "Failed to store uploaded file"))
             }
             // An upload that failed while this ran cleans up now that nothing of it is in flight.
             guard !finished else { return cleanUp() }
