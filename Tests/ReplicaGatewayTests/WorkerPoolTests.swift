@@ -167,6 +167,37 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertTrue(errors.allSatisfy { $0.contains("worker.pid=") && $0.contains("error=") }, "\(errors)")
     }
 
+    func testAWorkerFloodingItsPipeIsKilledAtTheLineLimitAndReplaced() throws {
+        let harness = PoolHarness(modes: ["stdout-flood", "ok"])
+        defer { harness.stop() }
+        harness.start()
+        guard case .lost(let reason)? = harness.runTask("t-1") else {
+            return XCTFail("the flood did not lose the task")
+        }
+        XCTAssertTrue(reason.contains("was killed after a protocol error"), reason)
+        XCTAssertTrue(reason.contains("longer than \(WorkerProtocol.maximumLineLength) bytes"), reason)
+        guard case .result? = harness.runTask("t-2") else { return XCTFail("the restarted worker ran no task") }
+    }
+
+    func testAWorkerOverItsMemoryLimitIsKilledByTheKernelAndReplaced() throws {
+        let cgroup = try MemoryCgroup(megabytes: 96)
+        defer { cgroup.remove() }
+        // Each worker moves itself into the cgroup, then becomes the fake, as a `--worker-command` wrapper would.
+        let harness = PoolHarness(modes: ["memory-hog", "ok"], prefix: [
+            "/bin/sh", "-c", "echo $$ > \(cgroup.path)/cgroup.procs && exec \"$0\" \"$@\"",
+        ]) { $0.silenceTimeout = 10 }
+        defer { harness.stop() }
+        harness.start()
+        XCTAssertTrue(harness.run { harness.pool.processIDs.count == 1 })
+        let pid = harness.pool.processIDs[0]
+        XCTAssertEqual(harness.runTask("t-1", inputs: ["megabytes": .number(512)], timeout: 30),
+                       .lost("replica-worker 1 (pid \(pid)) was killed by signal 9"))
+        XCTAssertGreaterThanOrEqual(cgroup.kills, 1, "the kernel's OOM killer did not act in the cgroup")
+        guard case .result? = harness.runTask("t-2", inputs: ["megabytes": .number(8)], timeout: 30) else {
+            return XCTFail("the restarted worker ran no task")
+        }
+    }
+
     func testAWorkerOfAnotherProtocolVersionIsRejectedAndReportedOnce() throws {
         let harness = PoolHarness(modes: ["wrong-version", "wrong-version", "ok"]) { $0.maximumRestartDelay = 0.3 }
         defer { harness.stop() }
@@ -341,6 +372,36 @@ final class WorkerPoolTests: XCTestCase {
 // MARK: - Harness
 
 /// A loop, a temporary folder and a pool, driven from the test's thread with a deadline on every wait.
+/// A memory cgroup (v1, as this machine mounts it) below the test's own, with a hard limit; the test is skipped
+/// where there is none to make.
+private struct MemoryCgroup {
+    let path: String
+
+    init(megabytes: Int) throws {
+        let own = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8))?
+            .split(separator: "\n").first { $0.split(separator: ":").dropFirst().first == "memory" }
+            .map { String($0.split(separator: ":", maxSplits: 2)[2]) }
+        guard let own, FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory" + own) else {
+            throw XCTSkip("no cgroup v1 memory controller here")
+        }
+        path = "/sys/fs/cgroup/memory\(own == "/" ? "" : own)/replica-test-\(UUID().uuidString)"
+        guard mkdir(path, 0o755) == 0 else { throw XCTSkip("cannot make a memory cgroup: errno \(errno)") }
+        try "\(megabytes << 20)".write(toFile: path + "/memory.limit_in_bytes", atomically: false, encoding: .utf8)
+    }
+
+    /// OOM kills in the cgroup so far.
+    var kills: Int {
+        let control = (try? String(contentsOfFile: path + "/memory.oom_control", encoding: .utf8)) ?? ""
+        return control.split(separator: "\n").first { $0.hasPrefix("oom_kill ") }
+            .flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+    }
+
+    /// Removes the cgroup once its processes are gone.
+    func remove() {
+        for _ in 0..<100 where rmdir(path) != 0 { usleep(50_000) }
+    }
+}
+
 private final class PoolHarness {
     /// Pools whose shutdown never completed: kept, since releasing a started pool is a precondition failure.
     nonisolated(unsafe) static var abandoned: [PoolHarness] = []
@@ -359,15 +420,16 @@ private final class PoolHarness {
     private var stopped = false
 
     /// `modes` is the fake's queue: each start takes the first, the last stays.
-    init(modes: [String], count: Int = 1, command: [String]? = nil,
+    /// `prefix` goes before the fake's own command line (a wrapper that moves it into a cgroup, say).
+    init(modes: [String], count: Int = 1, command: [String]? = nil, prefix: [String] = [],
          configure: (inout WorkerPoolOptions) -> Void = { _ in }) {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pool-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         logDirectory = directory.appendingPathComponent("logs").path
         let queue = directory.appendingPathComponent("modes").path
         _ = FileManager.default.createFile(atPath: queue, contents: Data(modes.joined(separator: "\n").utf8))
-        var options = WorkerPoolOptions(command: command ?? ["python3", Self.fakeWorker, "@" + queue], count: count,
-                                        logDirectory: logDirectory)
+        var options = WorkerPoolOptions(command: command ?? prefix + ["python3", Self.fakeWorker, "@" + queue],
+                                        count: count, logDirectory: logDirectory)
         options.helloTimeout = 2
         options.silenceTimeout = 1
         options.restartDelay = 0.05

@@ -16,6 +16,10 @@ Modes:
   wrong-version  says hello with protocol 2; expects reject naming both versions, then exits 78
   spawn-child    on a task: starts `sleep 1000` in the worker's own process group, writes the child's pid to
                  the input `pidFile`, then works as slowly as the input `sleep` says
+  stdout-flood   on a task: writes an endless line to stdout (64 KiB writes, never a newline) until the pipe
+                 breaks, the flood of a worker gone mad
+  memory-hog     on a task: progress, then fills the input `megabytes` (default 512) of memory page by page;
+                 answers a result if it is still alive, which under a cgroup's memory limit it is not
   stderr-flood   like ok, but first writes FAKE_WORKER_STDERR_BYTES (default 64 KiB) of numbered lines to
                  stderr, then "stderr flood done"
   silent         never says hello
@@ -56,7 +60,7 @@ import time
 
 LATER_STAGES = {"features", "retrieve", "match", "map", "depth", "fuse", "mesh", "texture", "export"}
 MODES_WITH_TASKS = {"ok", "crash-midway", "answer-then-exit", "garbage", "other-task", "split", "spawn-child",
-                    "stderr-flood"}
+                    "stderr-flood", "stdout-flood", "memory-hog"}
 KNOB_MODES = {"ok", "split", "stderr-flood"}
 write_lock = threading.Lock()
 current_task = None
@@ -186,10 +190,19 @@ def run_task(mode, task, split):
         with write_lock:
             os.write(1, b"this is not JSON\n")
         return
+    if mode == "stdout-flood":
+        with write_lock:
+            block = b"x" * 65536
+            while True:
+                os.write(1, block)
     if mode == "other-task":
         send({"type": "progress", "taskId": task_id + "-other", "fraction": 0.5})
         return
     send({"type": "progress", "taskId": task_id, "fraction": 0.5, "message": "halfway"}, split)
+    if mode == "memory-hog":
+        hoard = bytearray(int(inputs.get("megabytes", 512)) << 20)
+        for page in range(0, len(hoard), 4096):
+            hoard[page] = 1
     if mode == "crash-midway":
         time.sleep(0.05)
         if inputs.get("crash") == "signal":
