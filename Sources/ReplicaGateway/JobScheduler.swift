@@ -236,6 +236,14 @@ final class JobScheduler: WorkerPoolDelegate {
         pump()
     }
 
+    /// A failure for want of disk space says so first, in words a user acts on, whichever step met it; the
+    /// step's own message (with the path and the system's words) follows for the log reader.
+    static func sayingTheDiskIsFull(_ message: String) -> String {
+        let full = ["No space left on device", "Disk quota exceeded"].contains { message.contains($0) }
+        return full ? "Not enough free disk space for the computation: free some space and compute again. "
+            + "(\(message))" : message
+    }
+
     /// How the message of a job that failed for want of workers begins.
     static let workersUnavailable = "No reconstruction worker could start"
 
@@ -424,7 +432,8 @@ final class JobScheduler: WorkerPoolDelegate {
     }
 
     /// Ends the job as failed with a message for a person; its running tasks are stopped.
-    private func fail(_ job: ActiveJob, message: String) {
+    private func fail(_ job: ActiveJob, message detail: String) {
+        let message = Self.sayingTheDiskIsFull(detail)
         do {
             try jobs.database.transaction {
                 try jobs.finishJob(id: job.record.id, state: .failed, errorMessage: message)

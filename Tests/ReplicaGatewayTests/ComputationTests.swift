@@ -283,6 +283,35 @@ final class ComputationTests: XCTestCase {
 
     // MARK: - The real worker
 
+    func testADiskThatFillsDuringAComputationFailsTheJobClearlyAndKeepsThePhotos() throws {
+        // The library on a 4 MiB tmpfs: the photos fit, the depth maps of Point Cloud Generation do not.
+        let disk = try SmallDisk(megabytes: 4)
+        directory = disk.path + "/data"
+        let scene = disk.path + "/../" + UUID().uuidString
+        defer {
+            gateway?.stop()
+            disk.remove()
+            try? FileManager.default.removeItem(atPath: scene)
+        }
+        let gateway = try start(fakeWorker: false)
+        try SceneWriter.write(SyntheticScene.make(.ci), to: scene, format: .jpeg)
+        let names = try FileManager.default.contentsOfDirectory(atPath: scene + "/images").sorted()
+        let photos = try names.map { Photo(name: $0, bytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath:
+            scene + "/images/" + $0)))) }
+        let id = try gateway.create("Ring", photos)
+
+        XCTAssertEqual(try gateway.compute(id, #"{"detail":"preview"}"#).status, 202)
+        let project = try waitUntilFinished(gateway, id, timeout: 120)
+        XCTAssertEqual(project.status, "failed", diagnosis())
+        XCTAssertTrue(project.errorMessage.contains("Not enough free disk space"), project.errorMessage)
+        XCTAssertEqual(try gateway.send("GET", "/api/health").status, 200)
+        XCTAssertEqual(try gateway.project(id).imageCount, photos.count)
+        for photo in photos {
+            let stored = FileManager.default.contents(atPath: directory + "/projects/Ring/images/" + photo.name)
+            XCTAssertTrue(stored.map { [UInt8]($0) } == photo.bytes, "\(photo.name) changed")
+        }
+    }
+
     func testTheRealWorkerReconstructsTheSyntheticRingAndServesItsCameras() throws {
         let gateway = try start(fakeWorker: false)
         // The CI-sized synthetic scene: twelve 320 × 240 JPEGs with their focal length in EXIF.
