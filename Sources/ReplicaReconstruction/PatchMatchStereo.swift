@@ -431,12 +431,16 @@ final class PatchMatchSolver {
             }
             var sum: Float = 0, squares: Float = 0, product: Float = 0
             var k = 0
+            // The samples are stepped to, not computed afresh, so rounding can carry one a hair past a corner's
+            // bound (AddressSanitizer caught a read past the last row): the cell's top-left is clamped, which at
+            // worst extrapolates by that hair.
+            let lastCellX = source.width - 2, lastCellY = source.height - 2
             for _ in 0..<side {
                 var px = rowX, py = rowY, pz = rowZ
                 for _ in 0..<side {
                     let inverse = 1 / pz
                     let u = px * inverse, v = py * inverse
-                    let u0 = Int(u), v0 = Int(v)
+                    let u0 = min(Int(u), lastCellX), v0 = min(Int(v), lastCellY)
                     let fu = u - Float(u0), fv = v - Float(v0)
                     let at = pixels + (v0 * stride + u0)
                     let top = at[0] + fu * (at[1] - at[0])
